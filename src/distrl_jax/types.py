@@ -29,6 +29,7 @@ class StepInfo:
     """What a device + evaluator report about one step besides the screen."""
 
     reward: float = 0.0  # 1.0 on the step whose outcome satisfies the goal
+    penalty: float = 0.0  # <= 0: invalid-action and repetition penalties of this step
     done: bool = False  # the episode is over (success, STATUS_* action, or horizon)
     success: bool = False  # the goal holds (as judged by the evaluator)
     invalid: bool = False  # the action did not parse or did not apply (a no-op step)

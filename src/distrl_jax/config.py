@@ -1,0 +1,488 @@
+"""Configuration as data: typed, frozen dataclasses with a help text per field.
+
+Presets live in ``configs/*.py`` (each defines ``get_config() -> Config``, big_vision style); any
+field is overridden from the command line as ``--section.field=value`` (or ``--set
+section.field=value``). :func:`validate` names the field, the bad value and what is allowed. The
+resolved config is written into every run folder as YAML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib.util
+import pathlib
+import types
+import typing
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import yaml
+
+from distrl_jax.models.spec import ModelSpec
+
+
+class ConfigError(ValueError):
+    """A config value is wrong: the message names the field, the value and what is allowed."""
+
+
+def field(default: Any, help: str, **kw: Any) -> Any:
+    """A dataclass field with a help text (shown by ``--help``)."""
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("use tuples for sequence defaults so configs stay frozen and hashable")
+    return dataclasses.field(default=default, metadata={"help": help, **kw})
+
+
+def _sub(cls: type) -> Any:
+    return dataclasses.field(default_factory=cls, metadata={"help": cls.__doc__ or ""})
+
+
+def _check(ok: bool, name: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{name}={value!r} is not allowed: {allowed}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceConfig:
+    """Where actions land."""
+
+    kind: str = field("simphone", "device backend: simphone | adb")
+    count: int = field(8, "simphone devices per actor process")
+    serials: tuple[str, ...] = field((), "adb serials, e.g. emulator-5554,emulator-5556")
+    adb_host: str = field("127.0.0.1", "adb server host")
+    adb_port: int = field(5037, "adb server port")
+    latency: str = field("none", "simphone latency model: none | emulator (DESIGN §7 reference)")
+    time_scale: float = field(
+        1.0, "multiplies every simulated latency and hang (0.01 = 100x faster)"
+    )
+    hang_prob: float = field(0.0, "simphone: chance per episode of a hang (reference 0.02)")
+    offline_prob: float = field(0.0, "simphone: chance per episode that the device goes offline")
+
+    def validate(self) -> None:
+        _check(self.kind in ("simphone", "adb"), "device.kind", self.kind, "simphone or adb")
+        _check(self.count >= 1, "device.count", self.count, "an integer >= 1")
+        _check(
+            self.latency in ("none", "emulator"), "device.latency", self.latency, "none or emulator"
+        )
+        _check(self.time_scale >= 0, "device.time_scale", self.time_scale, "a number >= 0")
+        for n in ("hang_prob", "offline_prob"):
+            v = getattr(self, n)
+            _check(0 <= v <= 1, f"device.{n}", v, "a probability in [0, 1]")
+        _check(
+            self.kind != "adb" or bool(self.serials),
+            "device.serials",
+            self.serials,
+            "at least one serial when device.kind=adb (see `adb devices`)",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskConfig:
+    """Which tasks to train and evaluate on."""
+
+    train: str = field("general", "suite name (general | webshop) or a task file path")
+    train_split: str = field("train", "train | val | all")
+    eval: str = field("general", "suite or file for evaluation")
+    eval_split: str = field("val", "train | val | all (val holds out whole sites and slot values)")
+    horizon: int = field(0, "episode horizon; 0 = the suite's default (10 general, 20 webshop)")
+    history_k: int = field(3, "the last k actions shown to the policy")
+    invalid_penalty: float = field(-0.1, "penalty for an invalid action (<= 0)")
+    repeat_penalty: float = field(-0.05, "penalty for repeating an action on an unchanged screen")
+
+    def validate(self) -> None:
+        for n in ("train_split", "eval_split"):
+            v = getattr(self, n)
+            _check(v in ("train", "val", "all"), f"tasks.{n}", v, "train, val or all")
+        _check(self.horizon >= 0, "tasks.horizon", self.horizon, "0 (suite default) or >= 1")
+        _check(self.history_k >= 0, "tasks.history_k", self.history_k, "an integer >= 0")
+        for n in ("invalid_penalty", "repeat_penalty"):
+            v = getattr(self, n)
+            _check(v <= 0, f"tasks.{n}", v, "a number <= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnerConfig:
+    """The algorithm and its hyperparameters (DESIGN §5)."""
+
+    algo: str = field("aride", "aride | digirl")
+    gamma: float = field(0.9, "discount γ")
+    lam: float = field(1.0, "trace λ in c_t = λ·min(c̄, ρ_t)")
+    c_bar: float = field(1.0, "trace-cutting threshold c̄")
+    rho_bar: float = field(1.0, "importance-weight clip ρ̄")
+    rho_max: float = field(2.0, "ρ clip inside the replay priority")
+    value_target: str = field("vtrace", "vtrace | retrace_paper | none")
+    off_policy_correction: bool = field(True, "False sets ρ and c to 1 (the 'no Retrace' ablation)")
+    entropy_coef: float = field(0.05, "entropy bonus β")
+    value_coef: float = field(1.0, "weight of the step-critic loss")
+    traj_value_coef: float = field(1.0, "weight of the trajectory-critic loss")
+    priority_weights: tuple[float, float, float] = field((50.0, 1.0, 0.01), "w1, w2, w3 of p(τ)")
+    lr: float = field(1e-4, "Adam learning rate")
+    grad_clip: float = field(1.0, "global gradient-norm clip")
+    batch_size: int = field(16, "trajectories per train step")
+    steps: int = field(1000, "learner steps to run (0 = forever)")
+    digirl_advantage_threshold: float = field(0.0, "DigiRL: keep steps with advantage above this")
+    digirl_curriculum_fraction: float = field(0.5, "DigiRL: train on this top fraction of tasks")
+
+    def validate(self) -> None:
+        _check(self.algo in ("aride", "digirl"), "learner.algo", self.algo, "aride or digirl")
+        _check(
+            self.value_target in ("vtrace", "retrace_paper", "none"),
+            "learner.value_target",
+            self.value_target,
+            "vtrace, retrace_paper or none",
+        )
+        _check(0 <= self.gamma <= 1, "learner.gamma", self.gamma, "a number in [0, 1]")
+        _check(0 <= self.lam <= 1, "learner.lam", self.lam, "a number in [0, 1]")
+        for n in ("c_bar", "rho_bar", "rho_max", "lr", "grad_clip"):
+            v = getattr(self, n)
+            _check(v > 0, f"learner.{n}", v, "a number > 0")
+        _check(self.entropy_coef >= 0, "learner.entropy_coef", self.entropy_coef, "a number >= 0")
+        _check(self.batch_size >= 1, "learner.batch_size", self.batch_size, "an integer >= 1")
+        _check(
+            len(self.priority_weights) == 3,
+            "learner.priority_weights",
+            self.priority_weights,
+            "three numbers",
+        )
+        _check(
+            0 < self.digirl_curriculum_fraction <= 1,
+            "learner.digirl_curriculum_fraction",
+            self.digirl_curriculum_fraction,
+            "a number in (0, 1]",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplayConfig:
+    """Distributed prioritized replay (DPER)."""
+
+    capacity: int = field(4096, "trajectories kept (FIFO eviction)")
+    sampling: str = field("prioritized", "prioritized | uniform")
+    alpha: float = field(0.5, "priority exponent α")
+    beta0: float = field(0.4, "initial importance-sampling exponent, annealed to 1")
+    beta_steps: int = field(10000, "samples over which β reaches 1")
+    max_staleness: int = field(50, "drop trajectories older than this many policy versions")
+    samples_per_insert: float = field(4.0, "target ratio of sampled to inserted trajectories")
+    min_size: int = field(32, "trajectories needed before training starts")
+    compress_screens: bool = field(False, "store screens compressed (slower, smaller)")
+    memory_budget_gb: float = field(8.0, "refuse capacities whose storage exceeds this")
+
+    def validate(self) -> None:
+        _check(self.capacity >= 1, "replay.capacity", self.capacity, "an integer >= 1")
+        _check(
+            self.sampling in ("prioritized", "uniform"),
+            "replay.sampling",
+            self.sampling,
+            "prioritized or uniform",
+        )
+        _check(self.alpha >= 0, "replay.alpha", self.alpha, "a number >= 0")
+        _check(0 <= self.beta0 <= 1, "replay.beta0", self.beta0, "a number in [0, 1]")
+        _check(
+            self.max_staleness >= 0, "replay.max_staleness", self.max_staleness, "an integer >= 0"
+        )
+        _check(
+            self.samples_per_insert > 0, "replay.samples_per_insert", self.samples_per_insert, "> 0"
+        )
+        _check(1 <= self.min_size <= self.capacity, "replay.min_size", self.min_size, "1..capacity")
+        _check(self.memory_budget_gb > 0, "replay.memory_budget_gb", self.memory_budget_gb, "> 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class MeshConfig:
+    """How the learner shards over devices (jax.sharding.Mesh with data and model axes)."""
+
+    data: int = field(-1, "size of the data axis (-1 = all devices / model)")
+    model: int = field(1, "size of the model axis")
+
+    def validate(self) -> None:
+        _check(self.data == -1 or self.data >= 1, "mesh.data", self.data, "-1 or an integer >= 1")
+        _check(self.model >= 1, "mesh.model", self.model, "an integer >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeConfig:
+    """Processes, channels and their rhythm (DESIGN §6)."""
+
+    mode: str = field("async", "async | sync (the synchronous baseline)")
+    num_actors: int = field(2, "actor processes started by --role=all")
+    broadcast_every: int = field(25, "learner steps between parameter broadcasts")
+    broadcast: str = field(
+        "path", "path (actors read Orbax checkpoints) | inline (chunks on the wire)"
+    )
+    bind_host: str = field(
+        "127.0.0.1", "interface the learner binds (non-loopback needs CURVE keys)"
+    )
+    port: int = field(0, "first of the learner's ports (0 = OS-chosen)")
+    outbox: int = field(64, "actor-side bound on unsent trajectories (drop oldest beyond)")
+    ingest_queue: int = field(256, "learner-side bound on received, not yet inserted trajectories")
+    seconds: float = field(0.0, "stop after this many seconds (0 = run learner.steps)")
+
+    def validate(self) -> None:
+        _check(self.mode in ("async", "sync"), "runtime.mode", self.mode, "async or sync")
+        _check(self.num_actors >= 1, "runtime.num_actors", self.num_actors, "an integer >= 1")
+        _check(
+            self.broadcast in ("path", "inline"),
+            "runtime.broadcast",
+            self.broadcast,
+            "path or inline",
+        )
+        _check(self.broadcast_every >= 1, "runtime.broadcast_every", self.broadcast_every, ">= 1")
+        _check(0 <= self.port <= 65535, "runtime.port", self.port, "0..65535")
+        _check(self.outbox >= 1 and self.ingest_queue >= 1, "runtime.outbox", self.outbox, ">= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointConfig:
+    """Orbax checkpoints."""
+
+    every_steps: int = field(100, "learner steps between checkpoints")
+    keep: int = field(3, "checkpoints kept")
+    init_from: str = field("", "start from this checkpoint (e.g. the BC warm start); '' = scratch")
+
+    def validate(self) -> None:
+        _check(self.every_steps >= 1, "checkpoint.every_steps", self.every_steps, ">= 1")
+        _check(self.keep >= 1, "checkpoint.keep", self.keep, ">= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Greedy evaluation on held-out tasks."""
+
+    episodes_per_task: int = field(1, "episodes per task")
+    max_tasks: int = field(0, "evaluate at most this many tasks (0 = all)")
+    every_steps: int = field(0, "learner steps between evaluations during training (0 = end only)")
+    greedy: bool = field(True, "greedy decoding (False samples with temperature 1)")
+
+    def validate(self) -> None:
+        _check(
+            self.episodes_per_task >= 1, "eval.episodes_per_task", self.episodes_per_task, ">= 1"
+        )
+        _check(self.max_tasks >= 0, "eval.max_tasks", self.max_tasks, ">= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A whole run."""
+
+    name: str = field("default", "preset name (used in the run folder's name)")
+    seed: int = field(0, "master seed")
+    accel: str = field("cpu", "cpu | gpu | tpu | auto")
+    run_dir: str = field("", "run folder ('' = runs/<time>-<name>)")
+    model: ModelSpec = _sub(ModelSpec)
+    device: DeviceConfig = _sub(DeviceConfig)
+    tasks: TaskConfig = _sub(TaskConfig)
+    learner: LearnerConfig = _sub(LearnerConfig)
+    replay: ReplayConfig = _sub(ReplayConfig)
+    mesh: MeshConfig = _sub(MeshConfig)
+    runtime: RuntimeConfig = _sub(RuntimeConfig)
+    checkpoint: CheckpointConfig = _sub(CheckpointConfig)
+    eval: EvalConfig = _sub(EvalConfig)
+
+    def validate(self) -> Config:
+        """Check every section; returns self so calls chain."""
+        _check(
+            self.accel in ("cpu", "gpu", "tpu", "auto"),
+            "accel",
+            self.accel,
+            "cpu, gpu, tpu or auto",
+        )
+        for f in dataclasses.fields(self):
+            sub = getattr(self, f.name)
+            if dataclasses.is_dataclass(sub) and hasattr(sub, "validate"):
+                try:
+                    sub.validate()
+                except ConfigError:
+                    raise
+                except ValueError as e:  # a section's own validate (e.g. ModelSpec)
+                    msg = str(e)
+                    raise ConfigError(msg if msg.startswith(f"{f.name}.") else f"{f.name}: {msg}") from e
+        return self
+
+
+# ---------------------------------------------------------------- overrides
+
+
+def _coerce(tp: Any, raw: str, name: str) -> Any:
+    origin = typing.get_origin(tp)
+    if tp is bool:
+        low = raw.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name}={raw!r} is not allowed: true or false")
+    if tp in (int, float, str):
+        try:
+            return tp(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not allowed: expected {tp.__name__}") from None
+    if origin is tuple:
+        args = typing.get_args(tp)
+        parts = [p for p in (s.strip() for s in raw.split(",")) if p] if raw.strip() else []
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], p, name) for p in parts)
+        if len(parts) != len(args):
+            raise ConfigError(
+                f"{name}={raw!r} is not allowed: expected {len(args)} comma-separated values"
+            )
+        return tuple(_coerce(a, p, name) for a, p in zip(args, parts, strict=True))
+    if origin in (typing.Union, types.UnionType):
+        for a in typing.get_args(tp):
+            if a is type(None):
+                continue
+            try:
+                return _coerce(a, raw, name)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{name}={raw!r} is not allowed: expected {tp}")
+    raise ConfigError(f"{name} cannot be set from the command line (type {tp})")
+
+
+def override(cfg: Any, dotted: str, raw: str) -> Any:
+    """Return a copy of ``cfg`` with ``dotted`` (e.g. ``learner.lr``) set from the string ``raw``."""
+    head, _, rest = dotted.partition(".")
+    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    if head not in fields:
+        where = type(cfg).__name__
+        close = difflib.get_close_matches(head, fields, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"unknown config field {dotted!r} in {where}{hint}; known: {', '.join(sorted(fields))}"
+        )
+    hints = typing.get_type_hints(type(cfg))
+    if rest:
+        sub = getattr(cfg, head)
+        if not dataclasses.is_dataclass(sub):
+            raise ConfigError(f"{head} is a value, not a section; use --{head}=VALUE")
+        return dataclasses.replace(cfg, **{head: override(sub, rest, raw)})
+    if dataclasses.is_dataclass(getattr(cfg, head)):
+        raise ConfigError(
+            f"{dotted} is a section; set one of its fields, e.g. --{dotted}.FIELD=VALUE"
+        )
+    return dataclasses.replace(cfg, **{head: _coerce(hints[head], raw, dotted)})
+
+
+def apply_overrides(cfg: Config, assignments: Iterable[str]) -> Config:
+    """Apply ``section.field=value`` strings in order, then validate."""
+    for a in assignments:
+        key, sep, value = a.partition("=")
+        if not sep:
+            raise ConfigError(f"override {a!r} must look like section.field=value")
+        cfg = override(cfg, key.strip().lstrip("-"), value)
+    return cfg.validate()
+
+
+# ---------------------------------------------------------------- presets and files
+
+CONFIG_DIRS = (
+    pathlib.Path.cwd() / "configs",
+    pathlib.Path(__file__).resolve().parents[2] / "configs",
+)
+
+
+def preset_names() -> list[str]:
+    """Names of the presets found in ``configs/``."""
+    names = {
+        p.stem
+        for d in CONFIG_DIRS
+        if d.is_dir()
+        for p in d.glob("*.py")
+        if not p.stem.startswith("_")
+    }
+    return sorted(names)
+
+
+def load_preset(name_or_path: str) -> Config:
+    """Load ``configs/<name>.py`` (or a path to such a file) and return its validated Config."""
+    path = pathlib.Path(name_or_path)
+    if path.suffix != ".py":
+        found = [
+            d / f"{name_or_path}.py" for d in CONFIG_DIRS if (d / f"{name_or_path}.py").is_file()
+        ]
+        if not found:
+            raise ConfigError(
+                f"unknown preset {name_or_path!r}; known: {', '.join(preset_names()) or 'none'}"
+            )
+        path = found[0]
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    spec = importlib.util.spec_from_file_location(f"distrl_config_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ConfigError(f"{path} defines no get_config() -> Config")
+    cfg = module.get_config()
+    if not isinstance(cfg, Config):
+        raise ConfigError(f"{path}: get_config() returned {type(cfg).__name__}, not Config")
+    return cfg.validate()
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A plain nested dict (tuples become lists) for YAML/JSON."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(v):
+            out[f.name] = to_dict(v)
+        elif isinstance(v, tuple):
+            out[f.name] = list(v)
+        else:
+            out[f.name] = v
+    return out
+
+
+def save_yaml(cfg: Config, path: str | pathlib.Path) -> None:
+    """Write the resolved config."""
+    pathlib.Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def from_dict(data: dict[str, Any], base: Config | None = None) -> Config:
+    """Rebuild a Config from ``to_dict`` output (unknown keys are an error)."""
+    cfg = base or Config()
+    flat: list[str] = []
+
+    def walk(prefix: str, d: dict[str, Any]) -> None:
+        for k, v in d.items():
+            key = f"{prefix}{k}"
+            if isinstance(v, dict):
+                walk(key + ".", v)
+            elif isinstance(v, list):
+                flat.append(f"{key}={','.join(str(x) for x in v)}")
+            else:
+                flat.append(f"{key}={v}")
+
+    walk("", data)
+    return apply_overrides(cfg, flat)
+
+
+def describe_fields(cfg: Any, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted name, current value, help) for every leaf field, for ``--help``."""
+    rows: list[tuple[str, str, str]] = []
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(v):
+            rows += describe_fields(v, f"{prefix}{f.name}.")
+        else:
+            shown = ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
+            rows.append((prefix + f.name, shown, f.metadata.get("help", "")))
+    return rows
+
+
+def split_overrides(argv: Sequence[str], known_flags: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Split argv into (known flags for argparse, ``section.field=value`` overrides)."""
+    known = set(known_flags)
+    flags: list[str] = []
+    overrides: list[str] = []
+    it = iter(argv)
+    for a in it:
+        name = a.split("=", 1)[0]
+        if a == "--set":
+            overrides.append(next(it, ""))
+        elif a.startswith("--") and "." in name and name not in known:
+            if "=" not in a:
+                a = f"{a}={next(it, '')}"
+            overrides.append(a[2:])
+        else:
+            flags.append(a)
+    return flags, overrides

@@ -1,0 +1,124 @@
+"""``python -m distrl_jax.launch``: build the parts of a run from a config and run them.
+
+Roles:
+
+* ``all`` (default) — everything on this machine: the main job of the README;
+* ``learner`` / ``actor`` — one side of a multi-machine run (``--learner=tcp://HOST:PORT``);
+* ``baselines`` — evaluate the scripted expert and the random policy on the evaluation tasks.
+
+Config: ``--config`` names a preset in ``configs/`` (or a path to one); any field is overridden
+as ``--section.field=value``; ``--help`` lists every field with its current value and help.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from distrl_jax.config import (
+    Config,
+    ConfigError,
+    apply_overrides,
+    describe_fields,
+    load_preset,
+    preset_names,
+    split_overrides,
+)
+
+ROLES = ("all", "learner", "actor", "baselines")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m distrl_jax.launch",
+        description="Train a phone-control agent with asynchronous distributed RL (DistRL / A-RIDE).",
+        add_help=False,
+    )
+    p.add_argument(
+        "--help", "-h", action="store_true", help="show this help and every config field"
+    )
+    p.add_argument(
+        "--config", default="smoke", help=f"preset name ({', '.join(preset_names())}) or path"
+    )
+    p.add_argument("--accel", default=None, help="cpu | gpu | tpu | auto (overrides the preset)")
+    p.add_argument("--role", default="all", choices=ROLES, help="what this process runs")
+    p.add_argument("--run-dir", default=None, help="run folder (default runs/<time>-<preset>)")
+    p.add_argument(
+        "--learner", default="", help="actor role: the learner's address tcp://HOST:PORT"
+    )
+    p.add_argument("--log-level", default="WARNING", help="Python logging level")
+    return p
+
+
+def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, Config]:
+    """Parse flags and overrides into (namespace, validated Config)."""
+    parser = _parser()
+    known = {a for action in parser._actions for a in action.option_strings}
+    flags, overrides = split_overrides(argv, known)
+    ns, rest = parser.parse_known_args(flags)
+    if rest:
+        parser.error(
+            f"unrecognised arguments {rest}; config fields are set as --section.field=value"
+        )
+    cfg = load_preset(ns.config)
+    if ns.accel:
+        overrides.append(f"accel={ns.accel}")
+    if ns.run_dir:
+        overrides.append(f"run_dir={ns.run_dir}")
+    cfg = apply_overrides(cfg, overrides)
+    return ns, cfg
+
+
+def print_help(cfg: Config) -> None:
+    """Flags, then every config field with its current value and help."""
+    _parser().print_help()
+    print("\nconfig fields (set with --section.field=value):")
+    rows = describe_fields(cfg)
+    width = max(len(r[0]) for r in rows)
+    for name, value, help_text in rows:
+        print(f"  --{name:<{width}} = {value:<14} {help_text}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        ns, cfg = parse_args(argv)
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+    if ns.help:
+        print_help(cfg)
+        return 0
+    logging.basicConfig(
+        level=ns.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    from distrl_jax.accel import AcceleratorUnavailable, select_platform
+
+    try:
+        platform = select_platform(cfg.accel)
+    except AcceleratorUnavailable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+
+    from distrl_jax.run_folder import create_run_folder
+
+    run_dir = create_run_folder(cfg)
+    print(f"run folder: {run_dir}  (platform: {platform}, preset: {cfg.name}, role: {ns.role})")
+    if ns.role in ("all", "baselines"):
+        from distrl_jax.evaluate import run_baselines
+
+        run_baselines(cfg, run_dir)
+        return 0
+    print(
+        f"error: --role={ns.role} needs the distributed runtime, which is not built yet",
+        file=sys.stderr,
+    )
+    return 4
+
+
+if __name__ == "__main__":
+    sys.exit(main())
