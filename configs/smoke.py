@@ -29,5 +29,5 @@ def get_config() -> Config:
         replay=dataclasses.replace(ReplayConfig(), capacity=512, min_size=16),
         runtime=RuntimeConfig(num_actors=1, broadcast_every=20),
         checkpoint=CheckpointConfig(every_steps=50, keep=2),
-        eval=EvalConfig(episodes_per_task=1, max_tasks=40),
+        eval=EvalConfig(episodes_per_task=1, max_tasks=0),
     )

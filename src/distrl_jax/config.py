@@ -295,7 +295,9 @@ class Config:
                     raise
                 except ValueError as e:  # a section's own validate (e.g. ModelSpec)
                     msg = str(e)
-                    raise ConfigError(msg if msg.startswith(f"{f.name}.") else f"{f.name}: {msg}") from e
+                    raise ConfigError(
+                        msg if msg.startswith(f"{f.name}.") else f"{f.name}: {msg}"
+                    ) from e
         return self
 
 

@@ -14,7 +14,9 @@ import numpy as np
 
 # Array fields of a Trajectory, in wire order, with the dtype each must have.
 TRAJECTORY_ARRAYS: dict[str, np.dtype] = {
-    "screens": np.dtype(np.uint8),  # [T+1, H, W, 3] s_0..s_T (s_T: the screen after the last action)
+    "screens": np.dtype(
+        np.uint8
+    ),  # [T+1, H, W, 3] s_0..s_T (s_T: the screen after the last action)
     "context": np.dtype(np.int32),  # [T+1, Lc] tokens of task + last k actions, for each state
     "actions": np.dtype(np.int32),  # [T, La] action tokens, right-padded with the pad id 0
     "rewards": np.dtype(np.float32),  # [T] 1 on the step that succeeds, else 0
@@ -82,9 +84,13 @@ class Trajectory:
         for name, dtype in TRAJECTORY_ARRAYS.items():
             arr = getattr(self, name)
             if not isinstance(arr, np.ndarray):
-                raise ValueError(f"trajectory field {name!r} must be a numpy array, got {type(arr)}")
+                raise ValueError(
+                    f"trajectory field {name!r} must be a numpy array, got {type(arr)}"
+                )
             if arr.dtype != dtype:
-                raise ValueError(f"trajectory field {name!r} has dtype {arr.dtype}, expected {dtype}")
+                raise ValueError(
+                    f"trajectory field {name!r} has dtype {arr.dtype}, expected {dtype}"
+                )
             want = t + 1 if name in ("screens", "context") else t
             if arr.shape[0] != want:
                 raise ValueError(
@@ -129,5 +135,7 @@ class Batch:
     mask: np.ndarray  # [B, H] float32
     success: np.ndarray  # [B] float32
     policy_version: np.ndarray  # [B] int32
-    is_weights: np.ndarray  # [B] float32 importance weights from prioritized sampling (1 if uniform)
+    is_weights: (
+        np.ndarray
+    )  # [B] float32 importance weights from prioritized sampling (1 if uniform)
     indices: np.ndarray  # [B] int64 replay slots, for priority updates

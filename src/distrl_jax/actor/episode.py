@@ -46,7 +46,9 @@ def run_episode(env: TaskEnv, task: Task, act: ActFn, *, retries: int = 2) -> Ep
                     return EpisodeRecord(task.text, info.success, env.t, invalid)
         except InfrastructureError as e:
             last_error = f"{type(e).__name__}: {e}"
-            log.warning("episode %r attempt %d failed: %s; restarting device", task.text, attempt, e)
+            log.warning(
+                "episode %r attempt %d failed: %s; restarting device", task.text, attempt, e
+            )
             try:
                 env.device.restart()
             except InfrastructureError as e2:

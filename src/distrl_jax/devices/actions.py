@@ -126,7 +126,9 @@ def to_autoui(action: Action) -> str:
     """Write the AutoUI/DigiRL action string (points as ``[y, x]``)."""
     if action.kind is ActionType.INVALID:
         raise ValueError("an INVALID action has no AutoUI form")
-    touch, lift = (action.touch, action.lift) if action.kind is ActionType.DUAL_POINT else (_NO_POINT,) * 2
+    touch, lift = (
+        (action.touch, action.lift) if action.kind is ActionType.DUAL_POINT else (_NO_POINT,) * 2
+    )
     # Quotes are written as they are (as DigiRL does); the reader takes typed_text up to the last quote.
     text = action.text if action.kind is ActionType.TYPE else ""
     return (

@@ -30,12 +30,14 @@ def _stem(w: str) -> str:
         w = w[:-2]
     if w in STOPWORDS:
         return w
-    # A light plural fold so "restaurants" matches "restaurant"; never shorter than 3 letters.
+    # A light plural fold so "restaurants" matches "restaurant"; never shorter than 3 letters,
+    # and never onto a stopword ("news" must not become "new" and vanish from the keywords).
+    folded = w
     if len(w) > 4 and w.endswith("ies"):
-        return w[:-3] + "y"
-    if len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
-        return w[:-1]
-    return w
+        folded = w[:-3] + "y"
+    elif len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
+        folded = w[:-1]
+    return w if folded in STOPWORDS else folded
 
 
 def keywords(text: str) -> tuple[str, ...]:

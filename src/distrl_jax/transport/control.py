@@ -1,0 +1,284 @@
+"""The control channel: actor registration, heartbeats, and "which policy version is latest?".
+
+ROUTER on the learner (:class:`ControlServer`, one thread), DEALER on each actor
+(:class:`ControlClient`). The server keeps the learner's view of the fleet: who registered
+(actor id, host, pid, devices), when each was last heard from, and which are alive (heard from
+within ``heartbeat_timeout_s``). A heartbeat from an actor the server does not know (the learner
+restarted) is answered with ``registered: false``, and the client registers again by itself.
+Every reply carries the latest policy version, so actors learn of new versions for free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket as _socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+
+from distrl_jax.transport.wire import (
+    Message,
+    RejectCounter,
+    WireLimits,
+    bind_socket,
+    encode,
+    limit_inbound_size,
+    try_decode,
+)
+
+CONTROL_LIMITS = WireLimits(max_header_bytes=8 * 1024, max_arrays=1, max_total_bytes=1024)
+
+
+@dataclasses.dataclass(frozen=True)
+class ActorRecord:
+    """What the learner knows about one actor process."""
+
+    actor_id: str
+    host: str
+    pid: int
+    devices: str  # a description, e.g. "simphone x4" or "adb:emulator-5554,emulator-5556"
+    registered_at: float
+    last_seen: float
+    alive: bool
+
+
+class ControlServer:
+    """Learner side: registers actors, tracks heartbeats, answers ``latest?``.
+
+    ``clock`` (default ``time.monotonic``) is injectable so liveness can be tested exactly.
+    """
+
+    def __init__(
+        self,
+        endpoint: str = "tcp://127.0.0.1:0",
+        *,
+        heartbeat_timeout_s: float = 10.0,
+        max_actors: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
+        context: zmq.Context | None = None,
+    ):
+        if heartbeat_timeout_s <= 0:
+            raise ValueError(f"heartbeat_timeout_s={heartbeat_timeout_s} must be > 0")
+        self.heartbeat_timeout_s = heartbeat_timeout_s
+        self._max_actors = max_actors
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._actors: dict[str, dict[str, Any]] = {}
+        self._latest: dict[str, Any] = {"version": -1, "step": 0, "path": ""}
+        self.rejects = RejectCounter()
+        self._router = (context or zmq.Context.instance()).socket(zmq.ROUTER)
+        self._router.setsockopt(zmq.LINGER, 0)
+        limit_inbound_size(self._router, CONTROL_LIMITS)
+        self.endpoint = bind_socket(self._router, endpoint)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="control-server", daemon=True)
+        self._thread.start()
+
+    def set_latest(self, version: int, step: int = 0, path: str = "") -> None:
+        """Record the newest policy version (and its checkpoint path, if any) for replies."""
+        with self._lock:
+            self._latest = {"version": int(version), "step": int(step), "path": str(path)}
+
+    def actors(self) -> list[ActorRecord]:
+        """Every registered actor with its liveness as of now."""
+        now = self._clock()
+        with self._lock:
+            records = list(self._actors.values())
+        return [
+            ActorRecord(**r, alive=now - r["last_seen"] <= self.heartbeat_timeout_s)
+            for r in records
+        ]
+
+    def alive(self) -> list[str]:
+        """Ids of actors heard from within the heartbeat timeout."""
+        return [r.actor_id for r in self.actors() if r.alive]
+
+    def dead(self) -> list[str]:
+        """Ids of registered actors silent for longer than the heartbeat timeout."""
+        return [r.actor_id for r in self.actors() if not r.alive]
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if not self._router.poll(50, zmq.POLLIN):
+                    continue
+                identity, *frames = self._router.recv_multipart(copy=False)
+                message = try_decode(
+                    frames, CONTROL_LIMITS, ("hello", "heartbeat", "latest?"), self.rejects
+                )
+                if message is None:
+                    continue
+                kind, meta = self._reply(message)
+                reply = Message(kind, sender="learner", seq=message.seq, meta=meta)
+                # ROUTER never blocks: a reply to an actor that stopped reading is dropped.
+                self._router.send_multipart([identity, *encode(reply, CONTROL_LIMITS)])
+        finally:
+            self._router.close(linger=0)
+
+    def _reply(self, message: Message) -> tuple[str, dict[str, Any]]:
+        now = self._clock()
+        with self._lock:
+            latest = dict(self._latest)
+            if message.kind == "latest?":
+                return "latest", latest
+            record = self._actors.get(message.sender)
+            if message.kind == "hello":
+                record = self._register(message, now)
+                if record is None:
+                    return "ack", {"registered": False, "error": "too many actors"}
+            elif record is None:
+                return "ack", {"registered": False, "latest_version": latest["version"]}
+            record["last_seen"] = now
+        return "ack", {"registered": True, "latest_version": latest["version"]}
+
+    def _register(self, message: Message, now: float) -> dict[str, Any] | None:
+        if message.sender not in self._actors and len(self._actors) >= self._max_actors:
+            # Make room by forgetting actors that have been dead for a long time.
+            cutoff = now - 10 * self.heartbeat_timeout_s
+            for actor_id in [a for a, r in self._actors.items() if r["last_seen"] < cutoff]:
+                del self._actors[actor_id]
+            if len(self._actors) >= self._max_actors:
+                return None
+        meta = message.meta
+        record = {
+            "actor_id": message.sender,
+            "host": str(meta.get("host", "")),
+            "pid": int(meta["pid"]) if type(meta.get("pid")) is int else -1,
+            "devices": str(meta.get("devices", "")),
+            "registered_at": now,
+            "last_seen": now,
+        }
+        self._actors[message.sender] = record
+        return record
+
+    def close(self) -> None:
+        """Stop the thread and close the socket (linger 0)."""
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+
+    def __enter__(self) -> ControlServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ControlClient:
+    """Actor side: ``register``, ``latest``, and heartbeats (call ``heartbeat`` or start a thread).
+
+    One lock serialises use of the DEALER socket, so the heartbeat thread and the actor's own
+    calls can share it. ``latest_known_version`` follows every reply the client sees.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        actor_id: str,
+        *,
+        devices: str = "",
+        heartbeat_interval_s: float = 1.0,
+        context: zmq.Context | None = None,
+    ):
+        if not actor_id:
+            raise ValueError("actor_id must be a non-empty string")
+        self.actor_id = actor_id
+        self._hello_meta = {"host": _socket.gethostname(), "pid": os.getpid(), "devices": devices}
+        self._interval = heartbeat_interval_s
+        self._lock = threading.Lock()
+        self._seq = 0
+        self.registered = False
+        self.latest_known_version = -1
+        self.rejects = RejectCounter()
+        self._dealer = (context or zmq.Context.instance()).socket(zmq.DEALER)
+        self._dealer.setsockopt(zmq.LINGER, 0)
+        self._dealer.setsockopt(zmq.SNDHWM, 16)
+        limit_inbound_size(self._dealer, CONTROL_LIMITS)
+        self._dealer.connect(endpoint)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _send(self, kind: str, meta: dict[str, Any] | None = None) -> int | None:
+        """Send one request without blocking; its seq, or None if the socket is full."""
+        self._seq += 1
+        message = Message(kind, sender=self.actor_id, seq=self._seq, meta=meta or {})
+        try:
+            self._dealer.send_multipart(encode(message, CONTROL_LIMITS), flags=zmq.NOBLOCK)
+        except zmq.Again:
+            return None
+        return self._seq
+
+    def _absorb(self, reply: Message) -> None:
+        version = reply.meta.get("latest_version", reply.meta.get("version"))
+        if type(version) is int:
+            self.latest_known_version = max(self.latest_known_version, version)
+        if reply.kind == "ack":
+            self.registered = reply.meta.get("registered") is True
+            if not self.registered and "error" not in reply.meta:
+                self._send("hello", self._hello_meta)  # the learner forgot us (restart)
+
+    def _recv(self, timeout_ms: int) -> Message | None:
+        if not self._dealer.poll(timeout_ms, zmq.POLLIN):
+            return None
+        frames = self._dealer.recv_multipart(copy=False)
+        reply = try_decode(frames, CONTROL_LIMITS, ("ack", "latest"), self.rejects)
+        if reply is not None:
+            self._absorb(reply)
+        return reply
+
+    def _request(self, kind: str, meta: dict[str, Any] | None, timeout_s: float) -> Message:
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            seq = self._send(kind, meta)
+            while seq is not None and (left := deadline - time.monotonic()) > 0:
+                reply = self._recv(int(left * 1000) + 1)
+                if reply is not None and reply.seq == seq:
+                    return reply
+        raise TimeoutError(f"no reply to {kind!r} from the learner within {timeout_s}s")
+
+    def register(self, timeout_s: float = 10.0) -> dict[str, Any]:
+        """Register with the learner; returns its ack (``registered``, ``latest_version``)."""
+        reply = self._request("hello", self._hello_meta, timeout_s)
+        if reply.meta.get("registered") is not True:
+            raise RuntimeError(
+                f"the learner refused registration of {self.actor_id!r}: {reply.meta}"
+            )
+        return dict(reply.meta)
+
+    def latest(self, timeout_s: float = 5.0) -> dict[str, Any]:
+        """Ask the learner for the latest policy version: ``{version, step, path}``."""
+        return dict(self._request("latest?", None, timeout_s).meta)
+
+    def heartbeat(self) -> None:
+        """Send one heartbeat and absorb any replies that have arrived (never blocks)."""
+        with self._lock:
+            self._send("heartbeat")
+            while self._recv(0) is not None:
+                pass
+
+    def start_heartbeats(self) -> None:
+        """Send heartbeats every ``heartbeat_interval_s`` from a daemon thread until close()."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+            self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.heartbeat()
+
+    def close(self) -> None:
+        """Stop heartbeats and close the socket (linger 0)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+        with self._lock:
+            self._dealer.close(linger=0)
+
+    def __enter__(self) -> ControlClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

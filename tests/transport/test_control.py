@@ -1,0 +1,127 @@
+"""The control channel over real loopback ZeroMQ: registration, heartbeats, liveness, latest."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+import zmq
+
+from distrl_jax.transport.control import ControlClient, ControlServer
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class FakeClock:
+    """A clock the test moves by hand, so liveness is decided exactly."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def wait_until(predicate, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_registration_heartbeat_and_timeout_marks_an_actor_dead() -> None:
+    clock = FakeClock()
+    with (
+        ControlServer(heartbeat_timeout_s=5.0, clock=clock) as server,
+        ControlClient(server.endpoint, "actor-a", devices="simphone x4") as a,
+        ControlClient(server.endpoint, "actor-b") as b,
+    ):
+        ack = a.register(timeout_s=10)
+        assert ack == {"registered": True, "latest_version": -1}
+        b.register(timeout_s=10)
+        (record,) = [r for r in server.actors() if r.actor_id == "actor-a"]
+        assert (record.pid, record.devices, record.alive) == (os.getpid(), "simphone x4", True)
+        assert sorted(server.alive()) == ["actor-a", "actor-b"]
+
+        clock.now += 4.0
+        b.latest(timeout_s=10)  # any request round trip: b's heartbeat below is then processed
+        b.heartbeat()
+        assert wait_until(lambda: server.actors()[1].last_seen == clock.now)
+        clock.now += 2.0  # a silent for 6 s > 5 s; b heard from 2 s ago
+        assert server.dead() == ["actor-a"] and server.alive() == ["actor-b"]
+
+        a.heartbeat()  # it comes back
+        assert wait_until(lambda: server.alive() == ["actor-a", "actor-b"])
+
+
+def test_latest_version_query_and_version_in_acks() -> None:
+    with ControlServer() as server, ControlClient(server.endpoint, "actor-c") as client:
+        assert client.latest(timeout_s=10) == {"version": -1, "step": 0, "path": ""}
+        server.set_latest(3, step=300, path="/ckpt/300")
+        assert client.latest(timeout_s=10) == {"version": 3, "step": 300, "path": "/ckpt/300"}
+        assert client.register(timeout_s=10)["latest_version"] == 3
+        assert client.latest_known_version == 3
+
+
+def test_client_re_registers_after_the_learner_forgets_it() -> None:
+    with ControlServer() as first:
+        endpoint = first.endpoint
+        client = ControlClient(endpoint, "actor-d", heartbeat_interval_s=0.05)
+        client.register(timeout_s=10)
+    try:
+        # A new learner on the same endpoint (libzmq releases the old port asynchronously).
+        restarted = None
+        deadline = time.monotonic() + 10
+        while restarted is None:
+            try:
+                restarted = ControlServer(endpoint)
+            except ValueError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        with restarted:
+            client.start_heartbeats()
+            assert wait_until(lambda: restarted.alive() == ["actor-d"])
+            assert wait_until(lambda: client.registered)
+    finally:
+        client.close()
+
+
+def test_malformed_requests_are_counted_and_the_server_goes_on() -> None:
+    with ControlServer() as server, ControlClient(server.endpoint, "actor-e") as client:
+        raw = zmq.Context.instance().socket(zmq.DEALER)
+        raw.setsockopt(zmq.LINGER, 0)
+        raw.connect(server.endpoint)
+        raw.send_multipart([b"\x80\x03pickle"])
+        raw.send_multipart([b'{"magic":"distrl","schema":99}'])
+        assert wait_until(lambda: server.rejects.total == 2)
+        assert server.rejects.as_dict() == {"bad_header": 1, "wrong_version": 1}
+        assert client.register(timeout_s=10)["registered"] is True
+        raw.close()
+
+
+def test_a_full_server_refuses_registration_clearly() -> None:
+    with (
+        ControlServer(max_actors=1) as server,
+        ControlClient(server.endpoint, "actor-f") as f,
+        ControlClient(server.endpoint, "actor-g") as g,
+    ):
+        f.register(timeout_s=10)
+        with pytest.raises(RuntimeError, match=r"refused registration.*too many actors"):
+            g.register(timeout_s=10)
+
+
+def test_no_reply_is_a_timeout() -> None:
+    sock = zmq.Context.instance().socket(zmq.ROUTER)  # bound, but never answers
+    port = sock.bind_to_random_port("tcp://127.0.0.1")
+    try:
+        with (
+            ControlClient(f"tcp://127.0.0.1:{port}", "actor-h") as client,
+            pytest.raises(TimeoutError, match="no reply to 'hello'"),
+        ):
+            client.register(timeout_s=0.2)
+    finally:
+        sock.close(linger=0)
