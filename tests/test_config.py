@@ -179,11 +179,6 @@ RANGE_ERRORS = [
         "runtime.ingest_queue=0",
         "runtime.ingest_queue=0",
         ">= 1",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG: RuntimeConfig.validate checks outbox and ingest_queue in one _check "
-            "that always names runtime.outbox with outbox's value",
-        ),
     ),
 ]
 
@@ -208,16 +203,9 @@ def test_bad_values_name_field_value_and_what_is_allowed(
 def test_wrong_types_name_field_value_and_what_is_allowed(
     assignment: str, name: str, allowed: str
 ) -> None:
-    # The leaf name and the value; the section prefix is missing today (xfail test below).
-    key, _, value = name.partition("=")
-    assert_config_error(assignment, f"{key.rpartition('.')[2]}={value}", allowed)
+    assert_config_error(assignment, name, allowed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: override() recurses with the remaining path, so a type error names 'lr', not "
-    "'learner.lr' (pass the full dotted name down for messages)",
-)
 @pytest.mark.parametrize(("assignment", "name", "allowed"), TYPE_ERRORS[2:4])
 def test_type_errors_name_the_full_dotted_field(assignment: str, name: str, allowed: str) -> None:
     assert_config_error(assignment, name, allowed)

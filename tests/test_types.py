@@ -161,11 +161,6 @@ def test_screens_must_be_rgb(shape: tuple[int, ...]) -> None:
         traj.validate()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: validate() reads self.actions.shape before checking types/ranks, so a list or "
-    "0-d 'actions' raises AttributeError/IndexError instead of a ValueError naming the field",
-)
 @pytest.mark.parametrize("bad", [[[1, 2]], np.array(5, np.int32)], ids=["list", "0-d"])
 def test_malformed_actions_give_value_error(bad) -> None:
     traj = make_trajectory()
@@ -174,11 +169,6 @@ def test_malformed_actions_give_value_error(bad) -> None:
         traj.validate()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: validate() checks only the leading dim, so per-step fields of the wrong rank "
-    "(rewards [T, 2], actions [T], context [T+1]) pass and fail later in batching",
-)
 @pytest.mark.parametrize(
     ("name", "shape"),
     [("rewards", (3, 2)), ("actions", (3,)), ("context", (4,))],

@@ -228,7 +228,8 @@ class RuntimeConfig:
         )
         _check(self.broadcast_every >= 1, "runtime.broadcast_every", self.broadcast_every, ">= 1")
         _check(0 <= self.port <= 65535, "runtime.port", self.port, "0..65535")
-        _check(self.outbox >= 1 and self.ingest_queue >= 1, "runtime.outbox", self.outbox, ">= 1")
+        _check(self.outbox >= 1, "runtime.outbox", self.outbox, ">= 1")
+        _check(self.ingest_queue >= 1, "runtime.ingest_queue", self.ingest_queue, ">= 1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -340,7 +341,7 @@ def _coerce(tp: Any, raw: str, name: str) -> Any:
     raise ConfigError(f"{name} cannot be set from the command line (type {tp})")
 
 
-def override(cfg: Any, dotted: str, raw: str) -> Any:
+def override(cfg: Any, dotted: str, raw: str, _prefix: str = "") -> Any:
     """Return a copy of ``cfg`` with ``dotted`` (e.g. ``learner.lr``) set from the string ``raw``."""
     head, _, rest = dotted.partition(".")
     fields = {f.name: f for f in dataclasses.fields(cfg)}
@@ -356,12 +357,12 @@ def override(cfg: Any, dotted: str, raw: str) -> Any:
         sub = getattr(cfg, head)
         if not dataclasses.is_dataclass(sub):
             raise ConfigError(f"{head} is a value, not a section; use --{head}=VALUE")
-        return dataclasses.replace(cfg, **{head: override(sub, rest, raw)})
+        return dataclasses.replace(cfg, **{head: override(sub, rest, raw, f"{_prefix}{head}.")})
     if dataclasses.is_dataclass(getattr(cfg, head)):
         raise ConfigError(
             f"{dotted} is a section; set one of its fields, e.g. --{dotted}.FIELD=VALUE"
         )
-    return dataclasses.replace(cfg, **{head: _coerce(hints[head], raw, dotted)})
+    return dataclasses.replace(cfg, **{head: _coerce(hints[head], raw, _prefix + dotted)})
 
 
 def apply_overrides(cfg: Config, assignments: Iterable[str]) -> Config:

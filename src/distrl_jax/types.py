@@ -78,6 +78,17 @@ class Trajectory:
 
     def validate(self) -> None:
         """Raise ValueError naming the field when shapes or dtypes are inconsistent."""
+        ranks = {"screens": 4, "context": 2, "actions": 2}
+        for name in TRAJECTORY_ARRAYS:
+            arr = getattr(self, name)
+            if not isinstance(arr, np.ndarray):
+                raise ValueError(
+                    f"trajectory field {name!r} must be a numpy array, got {type(arr)}"
+                )
+            if arr.ndim != ranks.get(name, 1):
+                raise ValueError(
+                    f"trajectory field {name!r} has shape {arr.shape}, expected rank {ranks.get(name, 1)}"
+                )
         t = self.length
         if t < 1:
             raise ValueError("trajectory has no actions (T must be >= 1)")

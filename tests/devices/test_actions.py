@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from distrl_jax.devices.actions import (
@@ -82,8 +82,6 @@ def test_autoui_swipe_round_trip(p: tuple[float, float, float, float]) -> None:
 @settings(max_examples=150, deadline=None)
 @given(text=texts)
 def test_autoui_type_round_trip(text: str) -> None:
-    # Texts that quote the format itself are the two known bugs (xfail tests below).
-    assume("Action Decision:" not in text and '"action_type"' not in text)
     encoded = to_autoui(type_text(text))
     assert from_autoui(encoded) == type_text(text)
     assert parse_action(encoded) == type_text(text)
@@ -144,19 +142,11 @@ def test_digirl_strings_parse(source: str, expected: Action) -> None:
         assert_points_close(got, expected, 1e-9)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: from_autoui splits at the first 'Action Decision:' even when it is inside typed_text",
-)
 def test_autoui_type_text_mentioning_action_decision_round_trips() -> None:
     a = type_text("Action Decision: buy")
     assert from_autoui(to_autoui(a)) == a
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: from_autoui keeps the last action_type match, which can come from typed_text",
-)
 def test_autoui_type_text_mentioning_action_type_round_trips() -> None:
     a = type_text('"action_type": "PRESS_HOME"')
     assert from_autoui(to_autoui(a)) == a
@@ -193,15 +183,9 @@ def test_compact_type_round_trip(text: str) -> None:
     encoded = to_compact(type_text(text))
     assert "\n" not in encoded  # histories are one action per line
     assert from_compact(encoded) == type_text(text)
-    if '"action_type"' not in encoded:  # else parse_action mistakes it for AutoUI (xfail below)
-        assert parse_action(encoded) == type_text(text)
+    assert parse_action(encoded) == type_text(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: parse_action routes any string containing '\"action_type\"' to from_autoui, "
-    "even a compact TYPE whose text is that word",
-)
 def test_parse_action_reads_compact_type_of_the_word_action_type() -> None:
     a = type_text("action_type")
     assert parse_action(to_compact(a)) == a

@@ -191,11 +191,6 @@ def test_console_all_keys_sorted(clock: FakeClock) -> None:
     assert out.getvalue() == "[step 5] a=1  b=2\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ConsoleSink._last starts at 0.0, so while time.monotonic() < every_s "
-    "(a freshly booted host) the first record is not printed; start it at -inf",
-)
 def test_console_first_record_always_printed(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeClock(3.0)  # monotonic time counts from boot
     monkeypatch.setattr(

@@ -93,11 +93,6 @@ def test_keywords_typed_as_a_query_cover_themselves(parts: list[str]) -> None:
     assert keywords(" ".join(k)) == k
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the plural fold strips an 's' after a joiner ('p.j.s' -> 'p.j.'), leaving a "
-    "keyword that words() never produces; fold only when w[-2].isalnum()",
-)
 def test_plural_fold_never_leaves_a_trailing_joiner() -> None:
     for text in ("P.J.s", "grown-ups x-s", "11.S"):
         k = keywords(text)

@@ -151,9 +151,12 @@ def from_autoui(s: str) -> Action:
     """Parse an AutoUI/DigiRL action string; anything unparseable becomes INVALID."""
     if not isinstance(s, str):
         return invalid(f"expected a string, got {type(s).__name__}")
-    if "Action Decision:" in s:
-        s = s.split("Action Decision:", 1)[1]
-    fields = dict(_AUTOUI_FIELD.findall(s))
+    start = s.find('"action_type"')
+    if start > 0:  # drop an "Action Plan: ...; Action Decision:" prefix
+        s = s[start:]
+    fields: dict[str, str] = {}
+    for key, value in _AUTOUI_FIELD.findall(s):
+        fields.setdefault(key, value)  # the first match: later ones may be inside typed_text
     kind_name = fields.get("action_type", "").strip()
     try:
         kind = ActionType(kind_name)
@@ -233,7 +236,9 @@ def from_compact(s: str) -> Action:
 def parse_action(s: str) -> Action:
     """Parse either string form (AutoUI/DigiRL or compact); unparseable gives INVALID."""
     if isinstance(s, str) and '"action_type"' in s:
-        return from_autoui(s)
+        head = s.strip().partition(" ")[0].upper()
+        if head not in ("TYPE", "TAP", "SWIPE", *_SIMPLE):
+            return from_autoui(s)
     return from_compact(s)
 
 

@@ -78,7 +78,7 @@ class ConsoleSink(MetricsSink):
         self.keys = list(keys) if keys is not None else None
         self.every_s = every_s
         self.stream = stream or sys.stdout
-        self._last = 0.0
+        self._last = -math.inf
 
     def write(self, step: int, metrics: Mapping[str, float]) -> None:
         """Print one line if ``every_s`` has passed since the last one."""

@@ -35,7 +35,7 @@ def _stem(w: str) -> str:
     folded = w
     if len(w) > 4 and w.endswith("ies"):
         folded = w[:-3] + "y"
-    elif len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
+    elif len(w) > 3 and w.endswith("s") and w[-2].isalnum() and not w.endswith(("ss", "us", "is")):
         folded = w[:-1]
     return w if folded in STOPWORDS else folded
 
