@@ -19,8 +19,6 @@ for, and when an assembly stalls; the reply is the latest version's messages, se
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import threading
 import time
 from collections.abc import Mapping
@@ -29,98 +27,42 @@ from typing import Any
 import numpy as np
 import zmq
 
+from distrl_jax.transport.param_chunks import (
+    BROADCAST_LIMITS,
+    DEFAULT_CHUNK_BYTES,
+    MANIFEST_LIMITS,
+    MAX_PIECES_PER_CHUNK,
+    ChunkAssembly,
+    ParamsVersion,
+    Piece,
+    encode_inline,
+    plan_chunks,
+)
 from distrl_jax.transport.wire import (
     Message,
     Reason,
     RejectCounter,
     WireError,
-    WireLimits,
-    array_frame,
     bind_socket,
     encode,
     limit_inbound_size,
-    parse_array_spec,
     try_decode,
 )
 
-DEFAULT_CHUNK_BYTES = 4 * 2**20
-MAX_PIECES_PER_CHUNK = 512  # bounds the header of a chunk made of many small parameters
-# Every message on this channel: a manifest or up to 64 MiB of pieces named by parameter index.
-BROADCAST_LIMITS = WireLimits(
-    max_header_bytes=64 * 1024, max_arrays=MAX_PIECES_PER_CHUNK, max_total_bytes=64 * 2**20
-)
-# The manifest inside an announcement: parameter names can be long paths.
-MANIFEST_LIMITS = WireLimits(max_arrays=2**20, max_total_bytes=2**40, max_name_chars=1024)
-
-Piece = tuple[int, int, int]  # (parameter index, first byte, end byte) within that parameter
-
-
-@dataclasses.dataclass(frozen=True)
-class ParamsVersion:
-    """One complete policy version: a checkpoint path, or the parameters (read-only arrays)."""
-
-    version: int
-    step: int
-    path: str | None = None
-    params: Mapping[str, np.ndarray] | None = None
-
-
-def plan_chunks(sizes: list[int], chunk_bytes: int, max_pieces: int) -> list[list[Piece]]:
-    """Cut the concatenated bytes of parameters of ``sizes`` into chunks of pieces.
-
-    A chunk holds at most ``chunk_bytes`` bytes and ``max_pieces`` pieces; empty parameters get
-    no piece. Publisher and subscriber both call this, so a chunk's layout is checkable.
-    """
-    chunks: list[list[Piece]] = []
-    current: list[Piece] = []
-    room = chunk_bytes
-    for index, size in enumerate(sizes):
-        start = 0
-        while start < size:
-            take = min(room, size - start)
-            current.append((index, start, start + take))
-            start += take
-            room -= take
-            if room == 0 or len(current) == max_pieces:
-                chunks.append(current)
-                current, room = [], chunk_bytes
-    if current:
-        chunks.append(current)
-    return chunks
-
-
-def _byte_view(arr: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
-
-
-def encode_inline(
-    version: int, step: int, params: Mapping[str, np.ndarray], chunk_bytes: int, sender: str
-) -> list[list[Any]]:
-    """The frames of a version's announcement and chunks (views of ``params``, no copies)."""
-    specs, views = [], []
-    for name, arr in params.items():
-        spec, _ = array_frame(name, arr, MANIFEST_LIMITS)  # checks dtype and ndim
-        specs.append(spec)
-        views.append(_byte_view(arr))
-    plan = plan_chunks([v.nbytes for v in views], chunk_bytes, MAX_PIECES_PER_CHUNK)
-    manifest = np.frombuffer(json.dumps(specs, separators=(",", ":")).encode(), np.uint8)
-    common = {"sender": sender, "policy_version": version}
-    meta = {"mode": "inline", "step": step, "chunks": len(plan), "chunk_bytes": chunk_bytes}
-    messages = [
-        encode(
-            Message("params_announce", **common, arrays={"manifest": manifest}, meta=meta),
-            BROADCAST_LIMITS,
-        )
-    ]
-    for i, pieces in enumerate(plan):
-        arrays = {str(p): views[p][a:b] for p, a, b in pieces}
-        chunk_meta = {"chunk": i, "chunks": len(plan)}
-        messages.append(
-            encode(
-                Message("params_chunk", **common, arrays=arrays, meta=chunk_meta), BROADCAST_LIMITS
-            )
-        )
-    return messages
+# Re-exported so existing `from distrl_jax.transport.param_broadcast import ...` keeps working.
+__all__ = [
+    "BROADCAST_LIMITS",
+    "DEFAULT_CHUNK_BYTES",
+    "MANIFEST_LIMITS",
+    "MAX_PIECES_PER_CHUNK",
+    "ChunkAssembly",
+    "ParamPublisher",
+    "ParamSubscriber",
+    "ParamsVersion",
+    "Piece",
+    "encode_inline",
+    "plan_chunks",
+]
 
 
 class ParamPublisher:
@@ -221,67 +163,6 @@ class ParamPublisher:
         self.close()
 
 
-class _Assembly:
-    """The parameters of one inline version, filled in chunk by chunk against the plan."""
-
-    def __init__(self, message: Message, max_model_bytes: int):
-        self.version, meta = message.policy_version, message.meta
-        chunks, chunk_bytes, step = meta.get("chunks"), meta.get("chunk_bytes"), meta.get("step")
-        if (
-            not all(type(x) is int and x >= 0 for x in (chunks, chunk_bytes, step))
-            or not chunk_bytes
-        ):
-            raise WireError(Reason.BAD_PAYLOAD, f"inline announcement meta {dict(meta)!r}")
-        self.step = step
-        manifest = message.arrays.get("manifest")
-        try:
-            specs = json.loads(manifest.tobytes()) if manifest is not None else None
-        except (ValueError, RecursionError):
-            specs = None
-        if type(specs) is not list or len(specs) > MANIFEST_LIMITS.max_arrays:
-            raise WireError(Reason.BAD_PAYLOAD, "announcement has no valid manifest")
-        parsed = [parse_array_spec(spec, MANIFEST_LIMITS) for spec in specs]
-        total = sum(p[3] for p in parsed)
-        if total > max_model_bytes or len({p[0] for p in parsed}) != len(parsed):
-            raise WireError(
-                Reason.OVERSIZED, f"{total} parameter bytes (max {max_model_bytes}) or dup names"
-            )
-        self.plan = plan_chunks([p[3] for p in parsed], chunk_bytes, MAX_PIECES_PER_CHUNK)
-        if len(self.plan) != chunks:
-            raise WireError(
-                Reason.BAD_PAYLOAD, f"{chunks} chunks announced, plan has {len(self.plan)}"
-            )
-        self.arrays = {name: np.empty(shape, dtype) for name, dtype, shape, _ in parsed}
-        self._views = [_byte_view(a) for a in self.arrays.values()]
-        self.missing = set(range(chunks))
-        self.last_progress = time.monotonic()
-
-    def add(self, message: Message) -> bool:
-        """Copy one chunk in after checking it against the plan; False if it was a duplicate."""
-        index, chunks = message.meta.get("chunk"), message.meta.get("chunks")
-        if type(index) is not int or chunks != len(self.plan) or not 0 <= index < len(self.plan):
-            raise WireError(Reason.BAD_PAYLOAD, f"chunk meta {dict(message.meta)!r}")
-        if index not in self.missing:
-            return False  # a duplicate (e.g. both the broadcast and a latest? reply)
-        pieces = self.plan[index]
-        if list(message.arrays) != [str(p) for p, _, _ in pieces] or any(
-            arr.dtype != np.uint8 or arr.shape != (b - a,)
-            for arr, (_, a, b) in zip(message.arrays.values(), pieces, strict=True)
-        ):
-            raise WireError(Reason.BAD_PAYLOAD, f"chunk {index} does not match its plan")
-        for arr, (p, a, b) in zip(message.arrays.values(), pieces, strict=True):
-            self._views[p][a:b] = arr
-        self.missing.discard(index)
-        self.last_progress = time.monotonic()
-        return True
-
-    def result(self) -> ParamsVersion:
-        """The complete version, its arrays made read-only."""
-        for arr in self.arrays.values():
-            arr.flags.writeable = False
-        return ParamsVersion(self.version, self.step, params=self.arrays)
-
-
 class ParamSubscriber:
     """Actor side: a thread assembles versions; ``latest()`` returns the newest complete one.
 
@@ -310,7 +191,7 @@ class ParamSubscriber:
         self.counts = {"stale": 0, "duplicate_chunks": 0, "orphan_chunks": 0, "requests": 0}
         self._latest: ParamsVersion | None = None
         self._changed = threading.Condition()
-        self._assembly: _Assembly | None = None
+        self._assembly: ChunkAssembly | None = None
         self._need_resync = True  # ask for the latest version as soon as we start
         self._last_request = -float("inf")
         self._sub = ctx.socket(zmq.SUB)
@@ -410,7 +291,7 @@ class ParamSubscriber:
             self._complete(ParamsVersion(version, step, path=path))
         elif mode == "inline":
             try:
-                self._assembly = _Assembly(message, self._max_model_bytes)
+                self._assembly = ChunkAssembly(message, self._max_model_bytes)
             except MemoryError:
                 raise WireError(Reason.OVERSIZED, "no memory for the announced version") from None
             if not self._assembly.missing:
