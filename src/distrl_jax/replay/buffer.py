@@ -1,8 +1,8 @@
 """Prioritized trajectory replay (DESIGN §5): A-RIDE's distributed prioritized experience replay.
 
-Storage is one pre-allocated, zero-padded NumPy array per trajectory field, ``capacity`` slots of
-horizon H (``screens [capacity, H+1, Hs, Ws, 3] uint8`` etc.), allocated from the first
-trajectory's shapes. Slots are overwritten in FIFO order. A slot holds a trajectory's raw
+Storage (:mod:`distrl_jax.replay.storage`) is one pre-allocated, zero-padded NumPy array per
+trajectory field, ``capacity`` slots of horizon H, allocated from the first trajectory's shapes.
+Slots are overwritten in FIFO order. A slot holds a trajectory's raw
 priority p; the sum tree holds its sampling mass p^α, so P(τ) = p(τ)^α / Σ p^α. A batch carries
 importance weights (N·P(τ))^−β / max_batch, with β annealed linearly from β0 to 1 over
 ``beta_steps`` calls to :meth:`sample`.
@@ -19,31 +19,16 @@ under the lock. So the train loop's large gather never stalls the ingest thread.
 
 from __future__ import annotations
 
-import itertools
 import threading
-import zlib
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from distrl_jax.replay.storage import TrajectoryStorage
 from distrl_jax.replay.sum_tree import SumTree
 from distrl_jax.types import TRAJECTORY_ARRAYS, Batch, Trajectory
 
 _SAMPLING_MODES = ("prioritized", "uniform")
-# Fields with H+1 entries (one per state); the others have H (one per action).
-_STATE_FIELDS = ("screens", "context")
-# Per-slot bookkeeping bytes: priority f8, generation i8, version i8, length i4, success f4,
-# valid b1, and in compressed mode the blob's size i8 and its object pointer.
-_META_BYTES_PER_SLOT = 8 + 8 + 8 + 4 + 4 + 1
-_BLOB_META_BYTES_PER_SLOT = 8 + 8
-# Above this many bytes of screens a batch's gather is split across ``gather_threads``: one core
-# copied ~9 GB/s from DRAM on the dev box, so a batch of 64 x 11 x 96x48x3 (9.7 MB) took ~1.1 ms
-# on one thread and ~0.7 ms on two; below ~1 MB, handing work to a thread costs more than it saves.
-_PARALLEL_GATHER_BYTES = 1 << 20
-# zlib level 1: measured on simphone-like 96x48 screens, level 1 compresses ~26x at ~290 µs per
-# 11-screen trajectory vs ~60x at ~620 µs for level 6; inflating costs ~180 µs either way.
-_ZLIB_LEVEL = 1
 
 
 class PrioritizedTrajectoryReplay:
@@ -97,10 +82,11 @@ class PrioritizedTrajectoryReplay:
         self.compress_screens = bool(compress_screens)
         self.memory_budget_bytes = None if memory_budget_bytes is None else int(memory_budget_bytes)
         self.gather_threads = int(gather_threads)
-        self._pool = (
-            ThreadPoolExecutor(self.gather_threads - 1, thread_name_prefix="replay-gather")
-            if self.gather_threads > 1
-            else None
+        self._storage = TrajectoryStorage(
+            capacity=self.capacity,
+            horizon=self.horizon,
+            compress_screens=self.compress_screens,
+            gather_threads=self.gather_threads,
         )
 
         self._lock = threading.Lock()
@@ -112,14 +98,9 @@ class PrioritizedTrajectoryReplay:
         self._length = np.zeros(self.capacity, np.int32)
         self._success = np.zeros(self.capacity, np.float32)
         self._valid = np.zeros(self.capacity, bool)
-        self._blobs = np.full(self.capacity, None, dtype=object) if compress_screens else None
-        self._blob_nbytes = np.zeros(self.capacity, np.int64) if compress_screens else None
-        self._store: dict[str, np.ndarray] | None = None  # allocated from the first trajectory
-        self._step_shapes: dict[str, tuple[int, ...]] | None = None
         self._cursor = 0
         self._size = 0
         self._steps = 0
-        self._blob_bytes = 0
         self._policy_version = 0
         self._counts = dict.fromkeys(
             (
@@ -129,7 +110,10 @@ class PrioritizedTrajectoryReplay:
             0,
         )
         if step_shapes is not None:
-            self._allocate({name: tuple(step_shapes.get(name, ())) for name in TRAJECTORY_ARRAYS})
+            self._storage.allocate(
+                {name: tuple(step_shapes.get(name, ())) for name in TRAJECTORY_ARRAYS},
+                self.memory_budget_bytes,
+            )
 
     # ------------------------------------------------------------------ insert
 
@@ -147,20 +131,20 @@ class PrioritizedTrajectoryReplay:
                     f"trajectory has T={t} actions, more than the replay horizon H={self.horizon}; "
                     "raise `horizon` or cut episodes at the horizon on the actor"
                 )
-            if self._step_shapes is None:
+            if self._storage.step_shapes is None:
                 with self._lock:
-                    if self._step_shapes is None:
+                    if self._storage.step_shapes is None:
                         shapes = {n: a.shape[1:] for n, a in trajectory.arrays().items()}
-                        self._allocate(shapes)
-            self._check_shapes(trajectory)
+                        self._storage.allocate(shapes, self.memory_budget_bytes)
+            self._storage.check_shapes(trajectory)
+            blob = None
+            if self.compress_screens:  # compress outside the lock: it is the slow part
+                blob = self._storage.compress(trajectory.screens)
+                self._storage.check_blob_fits(len(blob), self.memory_budget_bytes)
         except ValueError:
             with self._lock:
                 self._counts["rejected"] += 1
             raise
-        blob = None
-        if self.compress_screens:  # compress outside the lock: it is the slow part
-            blob = zlib.compress(np.ascontiguousarray(trajectory.screens).data, _ZLIB_LEVEL)
-            self._check_blob_fits(len(blob))
         with self._lock:
             if self._is_stale(trajectory.policy_version):
                 self._counts["dropped_stale"] += 1
@@ -183,16 +167,7 @@ class PrioritizedTrajectoryReplay:
         """Copy one trajectory into its slot (lock held) and zero the padding past its length."""
         t = trajectory.length
         self._generation[slot] += 1
-        for name, arr in trajectory.arrays().items():
-            if name == "screens" and blob is not None:
-                continue
-            rows = self._store[name][slot]
-            rows[: arr.shape[0]] = arr
-            rows[arr.shape[0] :] = 0
-        if blob is not None:
-            self._blobs[slot] = blob
-            self._blob_nbytes[slot] = len(blob)
-            self._blob_bytes += len(blob)
+        self._storage.write(slot, trajectory, blob)
         self._length[slot] = t
         self._version[slot] = trajectory.policy_version
         self._success[slot] = float(trajectory.success)
@@ -211,8 +186,8 @@ class PrioritizedTrajectoryReplay:
             self._counts["sample_calls"] += 1
             self._counts["samples"] += int(batch_size)
             gens = self._generation[slots]
-            blobs = self._blobs[slots] if self._blobs is not None else None
-        rows = self._gather_rows(slots, blobs)  # the big copy, outside the lock
+            blobs = self._storage.blobs_at(slots)
+        rows = self._storage.gather(slots, blobs)  # the big copy, outside the lock
         with self._lock:
             torn = np.flatnonzero(self._generation[slots] != gens)
             if torn.size:  # overwritten while we copied: redraw those rows, copying under the lock
@@ -221,8 +196,8 @@ class PrioritizedTrajectoryReplay:
                     torn.size, rng if rng is not None else self._rng, stratified=False
                 )
                 slots[torn], probs[torn] = new_slots, new_probs
-                blobs = self._blobs[new_slots] if self._blobs is not None else None
-                for name, arr in self._gather_rows(new_slots, blobs).items():
+                blobs = self._storage.blobs_at(new_slots)
+                for name, arr in self._storage.gather(new_slots, blobs).items():
                     rows[name][torn] = arr
             lengths = self._length[slots]
             success = self._success[slots]
@@ -261,41 +236,9 @@ class PrioritizedTrajectoryReplay:
         probs = self._tree.get(slots) / self._tree.total
         return slots, probs, self._size
 
-    def _gather_rows(self, slots: np.ndarray, blobs: np.ndarray | None) -> dict[str, np.ndarray]:
-        """Fancy-index only the sampled rows of every field; inflate screens in compressed mode."""
-        rows = {n: np.take(a, slots, axis=0) for n, a in self._store.items() if n != "screens"}
-        screens = np.empty((slots.size, *self._store_shape("screens")), np.uint8)
-        bounds = np.linspace(0, slots.size, self._gather_parts(screens.nbytes) + 1).astype(int)
-
-        def fill(lo: int, hi: int) -> None:
-            if blobs is None:  # mode="clip" skips the bounds pass and the buffered copy of "raise"
-                np.take(self._store["screens"], slots[lo:hi], 0, screens[lo:hi], "clip")
-                return
-            state = self._step_shapes["screens"]
-            for i in range(lo, hi):  # one inflate per trajectory, not per element
-                flat = np.frombuffer(zlib.decompress(blobs[i]), np.uint8).reshape(-1, *state)
-                screens[i, : flat.shape[0]] = flat
-                screens[i, flat.shape[0] :] = 0
-
-        first, *rest = itertools.pairwise(bounds)
-        pending = [self._pool.submit(fill, lo, hi) for lo, hi in rest]
-        fill(*first)  # the calling thread takes the first part itself
-        for future in pending:
-            future.result()
-        rows["screens"] = screens
-        return rows
-
-    def _gather_parts(self, nbytes: int) -> int:
-        """How many threads share a gather: one below the size where splitting pays."""
-        if self._pool is None or nbytes < _PARALLEL_GATHER_BYTES:
-            return 1
-        return self.gather_threads
-
     def close(self) -> None:
         """Stop the gather threads (the replay stays usable, single-threaded)."""
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True)
+        self._storage.close()
 
     # -------------------------------------------------------- priorities, staleness
 
@@ -363,10 +306,7 @@ class PrioritizedTrajectoryReplay:
         self._size -= int(slots.size)
         self._steps -= int(self._length[slots].sum())
         self._tree.update(slots, 0.0)
-        if self._blobs is not None:
-            self._blob_bytes -= int(self._blob_nbytes[slots].sum())
-            self._blobs[slots] = None
-            self._blob_nbytes[slots] = 0
+        self._storage.release(slots)
 
     def _mass(self, priority: np.ndarray) -> np.ndarray:
         """Sampling mass p^α (1 for every live item in uniform mode)."""
@@ -393,79 +333,6 @@ class PrioritizedTrajectoryReplay:
 
     # ------------------------------------------------------------------ memory
 
-    def _store_shape(
-        self, name: str, shapes: dict[str, tuple[int, ...]] | None = None
-    ) -> tuple[int, ...]:
-        """A slot's shape for field ``name``: (H+1 or H, *per-step shape)."""
-        steps = self.horizon + 1 if name in _STATE_FIELDS else self.horizon
-        return (steps, *(shapes or self._step_shapes)[name])
-
-    def _bytes_for_capacity(
-        self, capacity: int, shapes: dict[str, tuple[int, ...]] | None = None
-    ) -> int:
-        """Fixed bytes that ``capacity`` slots take (everything but compressed screen blobs)."""
-        per_slot = _META_BYTES_PER_SLOT
-        for name, dtype in TRAJECTORY_ARRAYS.items():
-            if name == "screens" and self.compress_screens:
-                per_slot += _BLOB_META_BYTES_PER_SLOT
-                continue
-            per_slot += int(np.prod(self._store_shape(name, shapes))) * dtype.itemsize
-        leaves = 1 << max(0, (capacity - 1).bit_length())
-        return capacity * per_slot + 2 * 2 * leaves * 8  # + the sum and max trees
-
-    def _allocate(self, step_shapes: dict[str, tuple[int, ...]]) -> None:
-        """Check the memory budget and allocate storage for these per-step shapes.
-
-        The shapes are published last, so other threads see either nothing or a complete store.
-        """
-        shapes = {n: tuple(int(d) for d in s) for n, s in step_shapes.items()}
-        if len(shapes["screens"]) != 3 or shapes["screens"][-1] != 3:
-            raise ValueError(
-                f"step shape of 'screens' must be (Hs, Ws, 3), got {shapes['screens']}"
-            )
-        need = self._bytes_for_capacity(self.capacity, shapes)
-        budget = self.memory_budget_bytes
-        if budget is not None and need > budget:
-            lo, hi = 0, self.capacity  # the largest capacity that fits: the cost is monotone
-            while lo < hi:
-                mid = (lo + hi + 1) // 2
-                fits = self._bytes_for_capacity(mid, shapes) <= budget
-                lo, hi = (mid, hi) if fits else (lo, mid - 1)
-            what = "screens compressed, blobs not counted" if self.compress_screens else "raw"
-            raise ValueError(
-                f"replay capacity={self.capacity} needs {need:,} bytes ({need / 2**30:.2f} GiB; "
-                f"horizon {self.horizon}, screens {shapes['screens']}, {what}), more than "
-                f"memory_budget_bytes={budget:,}; a capacity of at most {lo} fits "
-                "(lower `capacity`, enable `compress_screens`, or raise the budget)"
-            )
-        self._store = {
-            n: np.zeros((self.capacity, *self._store_shape(n, shapes)), dtype)
-            for n, dtype in TRAJECTORY_ARRAYS.items()
-            if not (n == "screens" and self.compress_screens)
-        }
-        self._step_shapes = shapes
-
-    def _check_shapes(self, trajectory: Trajectory) -> None:
-        for name, arr in trajectory.arrays().items():
-            if arr.shape[1:] != self._step_shapes[name]:
-                raise ValueError(
-                    f"trajectory field {name!r} has per-step shape {arr.shape[1:]}, but this replay "
-                    f"stores {self._step_shapes[name]} (fixed by its first trajectory); every actor "
-                    "must use the same screen size, context length and action length"
-                )
-
-    def _check_blob_fits(self, nbytes: int) -> None:
-        if self.memory_budget_bytes is None:
-            return
-        room = self.memory_budget_bytes - self._bytes_for_capacity(self.capacity)
-        if nbytes > room:
-            with self._lock:
-                self._counts["rejected"] += 1
-            raise ValueError(
-                f"a trajectory's compressed screens take {nbytes:,} bytes, more than the "
-                f"{room:,} bytes memory_budget_bytes leaves beside the fixed storage"
-            )
-
     def _evict_for_memory(self, keep: int) -> None:
         """Compressed mode: drop the oldest items until the budget holds (lock held)."""
         if self.memory_budget_bytes is None:
@@ -477,16 +344,15 @@ class PrioritizedTrajectoryReplay:
                 break
             order = (start + np.arange(min(256, self.capacity))) % self.capacity
             order = order[self._valid[order] & (order != keep)]
-            freed = np.cumsum(self._blob_nbytes[order])
+            freed = np.cumsum(self._storage.blob_nbytes[order])
             take = order[: int(np.searchsorted(freed, excess)) + 1]
-            excess -= int(self._blob_nbytes[take].sum())
+            excess -= int(self._storage.blob_nbytes[take].sum())
             self._counts["evicted_for_memory"] += int(take.size)
             self._invalidate(take)
             start = (start + 256) % self.capacity
 
     def _bytes_in_use_locked(self) -> int:
-        fixed = self._bytes_for_capacity(self.capacity) if self._step_shapes else 0
-        return fixed + self._blob_bytes
+        return self._storage.bytes_in_use()
 
     def bytes_in_use(self) -> int:
         """Bytes held by storage, bookkeeping, trees and compressed blobs."""
