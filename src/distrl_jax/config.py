@@ -57,9 +57,16 @@ class DeviceConfig:
     )
     hang_prob: float = field(0.0, "simphone: chance per episode of a hang (reference 0.02)")
     offline_prob: float = field(0.0, "simphone: chance per episode that the device goes offline")
+    layout: str = field(
+        "fixed",
+        "simphone: fixed = one device for every episode (an emulator reset to a snapshot, as in "
+        "DigiRL/DistRL) | random = a new theme, app set and home screen each episode",
+    )
+    layout_seed: int = field(0, "simphone: which fixed device (layout=fixed)")
 
     def validate(self) -> None:
         _check(self.kind in ("simphone", "adb"), "device.kind", self.kind, "simphone or adb")
+        _check(self.layout in ("fixed", "random"), "device.layout", self.layout, "fixed or random")
         _check(self.count >= 1, "device.count", self.count, "an integer >= 1")
         _check(
             self.latency in ("none", "emulator"), "device.latency", self.latency, "none or emulator"
@@ -85,7 +92,6 @@ class TaskConfig:
     eval: str = field("general", "suite or file for evaluation")
     eval_split: str = field("val", "train | val | all (val holds out whole sites and slot values)")
     horizon: int = field(0, "episode horizon; 0 = the suite's default (10 general, 20 webshop)")
-    history_k: int = field(3, "the last k actions shown to the policy")
     invalid_penalty: float = field(-0.1, "penalty for an invalid action (<= 0)")
     repeat_penalty: float = field(-0.05, "penalty for repeating an action on an unchanged screen")
 
@@ -94,7 +100,6 @@ class TaskConfig:
             v = getattr(self, n)
             _check(v in ("train", "val", "all"), f"tasks.{n}", v, "train, val or all")
         _check(self.horizon >= 0, "tasks.horizon", self.horizon, "0 (suite default) or >= 1")
-        _check(self.history_k >= 0, "tasks.history_k", self.history_k, "an integer >= 0")
         for n in ("invalid_penalty", "repeat_penalty"):
             v = getattr(self, n)
             _check(v <= 0, f"tasks.{n}", v, "a number <= 0")
@@ -122,9 +127,18 @@ class LearnerConfig:
     steps: int = field(1000, "learner steps to run (0 = forever)")
     digirl_advantage_threshold: float = field(0.0, "DigiRL: keep steps with advantage above this")
     digirl_curriculum_fraction: float = field(0.5, "DigiRL: train on this top fraction of tasks")
+    digirl_lambda: float = field(0.5, "DigiRL: λ of the doubly-robust step advantage")
+    digirl_advantage_form: str = field("paper", "DigiRL: step advantage form, paper | code")
 
     def validate(self) -> None:
         _check(self.algo in ("aride", "digirl"), "learner.algo", self.algo, "aride or digirl")
+        _check(
+            self.digirl_advantage_form in ("paper", "code"),
+            "learner.digirl_advantage_form",
+            self.digirl_advantage_form,
+            "paper or code",
+        )
+        _check(0 <= self.digirl_lambda <= 1, "learner.digirl_lambda", self.digirl_lambda, "[0, 1]")
         _check(
             self.value_target in ("vtrace", "retrace_paper", "none"),
             "learner.value_target",
@@ -193,10 +207,39 @@ class MeshConfig:
 
     data: int = field(-1, "size of the data axis (-1 = all devices / model)")
     model: int = field(1, "size of the model axis")
+    # Empty = the model's own rules (distrl_jax.models.policy.SHARDING_RULES).
+    # Rules contain commas (``_,model``), so a list of them is separated by ';'.
+    rules: tuple[str, ...] = field(
+        (),
+        "parameter sharding rules 'REGEX:AXES;REGEX:AXES' (first match wins; '' = the model's)",
+        sep=";",
+    )
+    coordinator: str = field(
+        "", "multi-host: coordinator HOST:PORT for jax.distributed.initialize ('' = one host)"
+    )
+    num_processes: int = field(1, "multi-host: number of learner processes")
+    process_id: int = field(0, "multi-host: this process's index")
 
     def validate(self) -> None:
         _check(self.data == -1 or self.data >= 1, "mesh.data", self.data, "-1 or an integer >= 1")
         _check(self.model >= 1, "mesh.model", self.model, "an integer >= 1")
+        _check(self.num_processes >= 1, "mesh.num_processes", self.num_processes, ">= 1")
+        _check(
+            0 <= self.process_id < self.num_processes,
+            "mesh.process_id",
+            self.process_id,
+            f"0..num_processes-1 (= {self.num_processes - 1})",
+        )
+        _check(
+            self.num_processes == 1 or bool(self.coordinator),
+            "mesh.coordinator",
+            self.coordinator,
+            "HOST:PORT when num_processes > 1",
+        )
+        for rule in self.rules:
+            _check(
+                ":" in rule, "mesh.rules", rule, "'REGEX:AXES' strings, e.g. '.*/up/kernel:_,model'"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,6 +259,8 @@ class RuntimeConfig:
     outbox: int = field(64, "actor-side bound on unsent trajectories (drop oldest beyond)")
     ingest_queue: int = field(256, "learner-side bound on received, not yet inserted trajectories")
     seconds: float = field(0.0, "stop after this many seconds (0 = run learner.steps)")
+    sync_round: int = field(16, "sync mode: episodes each actor collects per round")
+    sync_steps: int = field(4, "sync mode: learner steps per round")
 
     def validate(self) -> None:
         _check(self.mode in ("async", "sync"), "runtime.mode", self.mode, "async or sync")
@@ -230,6 +275,9 @@ class RuntimeConfig:
         _check(0 <= self.port <= 65535, "runtime.port", self.port, "0..65535")
         _check(self.outbox >= 1, "runtime.outbox", self.outbox, ">= 1")
         _check(self.ingest_queue >= 1, "runtime.ingest_queue", self.ingest_queue, ">= 1")
+        _check(self.sync_round >= 1, "runtime.sync_round", self.sync_round, ">= 1")
+        _check(self.sync_steps >= 1, "runtime.sync_steps", self.sync_steps, ">= 1")
+        _check(self.seconds >= 0, "runtime.seconds", self.seconds, ">= 0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,11 +286,50 @@ class CheckpointConfig:
 
     every_steps: int = field(100, "learner steps between checkpoints")
     keep: int = field(3, "checkpoints kept")
-    init_from: str = field("", "start from this checkpoint (e.g. the BC warm start); '' = scratch")
+    init_from: str = field(
+        "",
+        "start from: '' = scratch | bc = the behaviour-cloning warm start (trained once, cached "
+        "under runs/warm-starts/) | a checkpoint path",
+    )
 
     def validate(self) -> None:
         _check(self.every_steps >= 1, "checkpoint.every_steps", self.every_steps, ">= 1")
         _check(self.keep >= 1, "checkpoint.keep", self.keep, ">= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainConfig:
+    """Behaviour cloning warm start (``python -m distrl_jax.pretrain``)."""
+
+    demos: str = field(
+        "", "recorded demonstrations (.npz from a previous pretrain) ('' = generate them)"
+    )
+    demo_noise: float = field(
+        0.3, "probability that the demonstrating expert takes a random action (state diversity)"
+    )
+    demos_per_task: int = field(2, "demonstration episodes per training task")
+    augment_per_task: int = field(
+        2, "made-up-name variants per training task (teaches copying names; 0 = none)"
+    )
+    max_tasks: int = field(0, "use at most this many training tasks (0 = all)")
+    steps: int = field(1500, "BC optimizer steps")
+    batch_size: int = field(64, "demonstration states per BC step")
+    lr: float = field(1e-3, "Adam learning rate (cosine decay to 10%)")
+    critic_coef: float = field(
+        1.0, "weight of the critics' Monte Carlo warm start (0 trains the policy alone)"
+    )
+    log_every: int = field(50, "steps between metric records")
+
+    def validate(self) -> None:
+        _check(0 <= self.demo_noise <= 1, "pretrain.demo_noise", self.demo_noise, "[0, 1]")
+        for n in ("demos_per_task", "steps", "batch_size", "log_every"):
+            _check(getattr(self, n) >= 1, f"pretrain.{n}", getattr(self, n), "an integer >= 1")
+        _check(self.max_tasks >= 0, "pretrain.max_tasks", self.max_tasks, ">= 0")
+        _check(
+            self.augment_per_task >= 0, "pretrain.augment_per_task", self.augment_per_task, ">= 0"
+        )
+        _check(self.lr > 0, "pretrain.lr", self.lr, "> 0")
+        _check(self.critic_coef >= 0, "pretrain.critic_coef", self.critic_coef, ">= 0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -277,6 +364,7 @@ class Config:
     mesh: MeshConfig = _sub(MeshConfig)
     runtime: RuntimeConfig = _sub(RuntimeConfig)
     checkpoint: CheckpointConfig = _sub(CheckpointConfig)
+    pretrain: PretrainConfig = _sub(PretrainConfig)
     eval: EvalConfig = _sub(EvalConfig)
 
     def validate(self) -> Config:
@@ -305,7 +393,7 @@ class Config:
 # ---------------------------------------------------------------- overrides
 
 
-def _coerce(tp: Any, raw: str, name: str) -> Any:
+def _coerce(tp: Any, raw: str, name: str, sep: str = ",") -> Any:
     origin = typing.get_origin(tp)
     if tp is bool:
         low = raw.strip().lower()
@@ -321,7 +409,7 @@ def _coerce(tp: Any, raw: str, name: str) -> Any:
             raise ConfigError(f"{name}={raw!r} is not allowed: expected {tp.__name__}") from None
     if origin is tuple:
         args = typing.get_args(tp)
-        parts = [p for p in (s.strip() for s in raw.split(",")) if p] if raw.strip() else []
+        parts = [p for p in (s.strip() for s in raw.split(sep)) if p] if raw.strip() else []
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_coerce(args[0], p, name) for p in parts)
         if len(parts) != len(args):
@@ -362,7 +450,8 @@ def override(cfg: Any, dotted: str, raw: str, _prefix: str = "") -> Any:
         raise ConfigError(
             f"{dotted} is a section; set one of its fields, e.g. --{dotted}.FIELD=VALUE"
         )
-    return dataclasses.replace(cfg, **{head: _coerce(hints[head], raw, _prefix + dotted)})
+    sep = fields[head].metadata.get("sep", ",")
+    return dataclasses.replace(cfg, **{head: _coerce(hints[head], raw, _prefix + dotted, sep)})
 
 
 def apply_overrides(cfg: Config, assignments: Iterable[str]) -> Config:
@@ -440,6 +529,17 @@ def save_yaml(cfg: Config, path: str | pathlib.Path) -> None:
     pathlib.Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
+def _list_sep(cfg: Any, dotted: str) -> str:
+    """The separator a tuple field is written with on the command line (',' unless declared)."""
+    head, _, rest = dotted.partition(".")
+    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    if head not in fields:
+        return ","
+    if rest:
+        return _list_sep(getattr(cfg, head), rest)
+    return fields[head].metadata.get("sep", ",")
+
+
 def from_dict(data: dict[str, Any], base: Config | None = None) -> Config:
     """Rebuild a Config from ``to_dict`` output (unknown keys are an error)."""
     cfg = base or Config()
@@ -451,7 +551,7 @@ def from_dict(data: dict[str, Any], base: Config | None = None) -> Config:
             if isinstance(v, dict):
                 walk(key + ".", v)
             elif isinstance(v, list):
-                flat.append(f"{key}={','.join(str(x) for x in v)}")
+                flat.append(f"{key}={_list_sep(cfg, key).join(str(x) for x in v)}")
             else:
                 flat.append(f"{key}={v}")
 

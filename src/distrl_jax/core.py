@@ -60,10 +60,14 @@ class Device(abc.ABC):
     """A phone, real or simulated, that takes AitW actions and returns screenshots."""
 
     name: str = "device"
+    # True when reset(task, seed=...) picks the start state (simulators); real phones cannot.
+    seedable: bool = False
 
     @abc.abstractmethod
     def reset(self, task: Task) -> np.ndarray:
-        """Bring the device to the task's start state; return the first screen [H, W, 3] uint8."""
+        """Bring the device to the task's start state; return the first screen [H, W, 3] uint8.
+
+        A ``seedable`` device also accepts ``seed=`` (an int fixing the start state)."""
 
     @abc.abstractmethod
     def step(self, action: Action) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 Roles:
 
-* ``all`` (default) — everything on this machine: the main job of the README;
+* ``all`` (default) — everything on this machine: the learner here, ``runtime.num_actors``
+  actor processes beside it (the main job of the README);
 * ``learner`` / ``actor`` — one side of a multi-machine run (``--learner=tcp://HOST:PORT``);
 * ``baselines`` — evaluate the scripted expert and the random policy on the evaluation tasks.
 
@@ -48,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--learner", default="", help="actor role: the learner's address tcp://HOST:PORT"
     )
+    p.add_argument("--actor-id", type=int, default=0, help="actor role: this actor's index")
     p.add_argument("--log-level", default="WARNING", help="Python logging level")
     return p
 
@@ -104,20 +106,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 3
 
+    if ns.role == "actor":
+        if not ns.learner:
+            print("error: --role=actor needs --learner=tcp://HOST:PORT", file=sys.stderr)
+            return 2
+        from distrl_jax.runtime.actor_service import main as actor_main
+
+        return actor_main(cfg, ns.learner, ns.actor_id)
     from distrl_jax.run_folder import create_run_folder
 
     run_dir = create_run_folder(cfg)
     print(f"run folder: {run_dir}  (platform: {platform}, preset: {cfg.name}, role: {ns.role})")
-    if ns.role in ("all", "baselines"):
+    if ns.role == "baselines":
         from distrl_jax.evaluate import run_baselines
 
         run_baselines(cfg, run_dir)
         return 0
-    print(
-        f"error: --role={ns.role} needs the distributed runtime, which is not built yet",
-        file=sys.stderr,
-    )
-    return 4
+    from distrl_jax.runtime.training import train
+
+    # Actors act on CPU (the accelerator is the learner's); they need no run folder.
+    drop = ("--role", "--run-dir", "--run_dir", "--actor-id", "--accel", "--learner")
+    child_argv = [a for a in argv if not a.startswith(drop)] + ["--accel=cpu"]
+    return train(cfg, run_dir, spawn_actors=ns.role == "all", child_argv=child_argv)
 
 
 if __name__ == "__main__":

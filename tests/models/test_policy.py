@@ -67,7 +67,7 @@ def _outputs(model: P.PolicyModel, screens, context, actions):
     return (
         memory,
         mask,
-        model.action_logits(memory, mask, actions),
+        model.action_logits(memory, mask, actions, context),
         model.value_logits(screens, context),
     )
 

@@ -25,6 +25,10 @@ import orbax.checkpoint as ocp
 log = logging.getLogger(__name__)
 
 
+# What Orbax says when a readable checkpoint has other shapes or another tree than the target.
+_MISMATCH_MESSAGES = ("not compatible with the stored shape", "tree structures do not match")
+
+
 class CheckpointError(RuntimeError):
     """No usable checkpoint could be restored."""
 
@@ -78,6 +82,16 @@ class Checkpointer:
         """The folder of a step (what a parameter broadcast announces)."""
         return self.directory / str(step)
 
+    def read_meta(self, step: int) -> dict[str, Any]:
+        """The JSON ``meta`` item of ``step`` alone (cheap: no arrays are read)."""
+        try:
+            out = self._mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        except Exception as e:  # Orbax raises many types for damaged files
+            raise CheckpointError(
+                f"checkpoint step {step} in {self.directory} has no readable meta ({e})"
+            ) from None
+        return dict(out["meta"] or {})
+
     def restore(
         self,
         params_target: Any,
@@ -98,7 +112,14 @@ class Checkpointer:
         for s in candidates:
             try:
                 return (s, *self._restore_step(s, params_target, opt_target))
+            except CheckpointError:
+                raise  # the checkpoint is fine but is not this model's: older ones are not either
             except Exception as e:  # Orbax raises many types for damaged files; all mean "bad step"
+                if any(m in str(e) for m in _MISMATCH_MESSAGES):
+                    raise CheckpointError(
+                        f"checkpoint step {s} in {self.directory} does not match the model "
+                        f"(different preset or model spec?): {e}"
+                    ) from None
                 msg = f"checkpoint step {s} in {self.directory} is unreadable ({type(e).__name__}: {e})"
                 log.error("%s; trying an older one", msg)
                 errors.append(msg)
@@ -118,6 +139,27 @@ class Checkpointer:
         _check_tree(params_target, params, "params", step)
         opt = out["opt"] if opt_target is not None else None
         return params, opt, dict(out["meta"] or {})
+
+    def save_train_state(self, state: Any, meta: Mapping[str, Any], *, force: bool = False) -> bool:
+        """Save a learner ``TrainState`` (params | opt_state + step + RNG) at its own step."""
+        step = int(jax.device_get(state.step))
+        opt = {"opt_state": state.opt_state, "step": state.step, "rng": state.rng}
+        meta = {**meta, "step": step}
+        return self.save(step, state.params, meta, opt, force=force)
+
+    def restore_train_state(
+        self, abstract_state: Any, *, step: int | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """Restore a ``TrainState`` shaped (and sharded) like ``abstract_state``; returns (state, meta)."""
+        opt_target = {
+            "opt_state": abstract_state.opt_state,
+            "step": abstract_state.step,
+            "rng": abstract_state.rng,
+        }
+        _, params, opt, meta = self.restore(abstract_state.params, opt_target, step=step)
+        assert opt is not None
+        state = type(abstract_state)(params, opt["opt_state"], opt["step"], opt["rng"])
+        return state, meta
 
     def close(self) -> None:
         """Wait for pending saves and release the manager."""

@@ -66,12 +66,17 @@ class TaskEnv:
         hist = tuple(self._history) if self.history_k > 0 else ()
         return Observation(self._screen, self.task.text, hist)
 
-    def reset(self, task: Task) -> Observation:
-        """Start ``task``; raises InfrastructureError when the device fails."""
+    def reset(self, task: Task, seed: int | None = None) -> Observation:
+        """Start ``task``; raises InfrastructureError when the device fails. ``seed`` fixes the
+        episode's start state on devices that can be seeded (simphone), so that an evaluation
+        does not depend on which device plays which episode."""
         if task.horizon < 1:
             raise ValueError(f"task horizon must be >= 1, got {task.horizon} for {task.text!r}")
         self.task = task
-        self._screen = self.device.reset(task)
+        if seed is not None and self.device.seedable:
+            self._screen = self.device.reset(task, seed=seed)
+        else:
+            self._screen = self.device.reset(task)
         self._actions.clear()
         self._history.clear()
         self._t = 0

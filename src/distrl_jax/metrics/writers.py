@@ -85,10 +85,12 @@ class ConsoleSink(MetricsSink):
         now = time.monotonic()
         if now - self._last < self.every_s:
             return
-        self._last = now
         m = _finite(metrics)
         keys = self.keys if self.keys is not None else sorted(m)
         parts = [f"{k}={m[k]:.4g}" for k in keys if k in m]
+        if not parts:  # a side record (e.g. a timer) must not use up the print slot
+            return
+        self._last = now
         print(f"[step {step}] " + "  ".join(parts), file=self.stream, flush=True)
 
 

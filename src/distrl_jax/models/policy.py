@@ -33,8 +33,8 @@ _INIT = nnx.initializers.normal(0.02)
 # kernel/value``): in-projections split their output features, out-projections their input
 # features (Megatron style: one all-reduce per attention/MLP); everything else replicates.
 SHARDING_RULES: tuple[str, ...] = (
-    r".*/(query|key_value|up)/kernel(/value)?:_,model",
-    r".*/(query|key_value|up)/bias(/value)?:model",
+    r".*(attn|mlp)/(query|key_value|up)/kernel(/value)?:_,model",
+    r".*(attn|mlp)/(query|key_value|up)/bias(/value)?:model",
     r".*(attn|mlp)/(out|down)/kernel(/value)?:model,_",
 )
 
@@ -50,7 +50,10 @@ class Attention(nnx.Module):
         d, kw = spec.width, _dtypes(spec)
         self.heads = spec.heads
         self.query = nnx.Linear(d, d, rngs=rngs, **kw)
-        self.key_value = nnx.Linear(d, 2 * d, rngs=rngs, **kw)
+        # No bias: softmax ignores a shift shared by all keys (a key bias gets zero gradient,
+        # and Adam would make it drift on rounding noise), and since attention weights sum to
+        # one a value bias is a constant the output projection's bias already provides.
+        self.key_value = nnx.Linear(d, 2 * d, use_bias=False, rngs=rngs, **kw)
         self.out = nnx.Linear(d, d, rngs=rngs, **kw)
 
     def project_kv(self, source: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -180,6 +183,46 @@ class ObservationEncoder(nnx.Module):
         return self.norm(memory), mask
 
 
+class CopyHead(nnx.Module):
+    """A pointer-generator output (See et al. 2017, "Get To The Point"): the next token is drawn
+    from the vocabulary or copied from a context position, mixed by a learned gate.
+
+    TYPE actions mostly repeat a name from the task ("Play the new <artist> video"), and the
+    validation split holds out those names: a vocabulary softmax alone memorises training names
+    instead of copying. The pointer's keys see each context token's *predecessor* too, so "the
+    position after the byte I just wrote" is a plain content match (an explicit induction head).
+    """
+
+    def __init__(self, spec: ModelSpec, *, rngs: nnx.Rngs):
+        d, kw = spec.width, {"dtype": jnp.float32, "param_dtype": jnp.dtype(spec.param_dtype)}
+        self.query = nnx.Linear(d, d, rngs=rngs, **kw)
+        self.key = nnx.Linear(d, d, rngs=rngs, **kw)
+        self.key_prev = nnx.Linear(d, d, use_bias=False, rngs=rngs, **kw)
+        self.gate = nnx.Linear(d, 1, rngs=rngs, **kw)
+
+    def source(
+        self, text_memory: jax.Array, prev_embedded: jax.Array, context: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
+        """Pointer keys [B, Lc, d] and the one-hot tokens [B, Lc, V] of the context (pad: none)."""
+        keys = self.key(text_memory.astype(jnp.float32)) + self.key_prev(
+            prev_embedded.astype(jnp.float32)
+        )
+        onehot = jax.nn.one_hot(context, VOCAB_SIZE, dtype=jnp.float32)
+        return keys, onehot * (context != 0)[..., None]
+
+    def __call__(self, h: jax.Array, vocab_logits: jax.Array, source: tuple) -> jax.Array:
+        """Log-probabilities float32 [B, L, V] of the mixture, from decoder states ``h``."""
+        keys, onehot = source
+        h = h.astype(jnp.float32)
+        scores = jnp.einsum("bld,bsd->bls", self.query(h), keys) / jnp.sqrt(keys.shape[-1])
+        has_token = jnp.any(onehot > 0, axis=-1)[:, None, :]
+        pointer = jax.nn.softmax(jnp.where(has_token, scores, -1e9), axis=-1)
+        copy = jnp.einsum("bls,bsv->blv", pointer, onehot)
+        gate = jax.nn.sigmoid(self.gate(h))
+        mix = (1.0 - gate) * jax.nn.softmax(vocab_logits, axis=-1) + gate * copy
+        return jnp.log(mix + 1e-9)
+
+
 class ActionDecoder(nnx.Module):
     """Autoregressive action decoder; embeddings come from the encoder's ``token_embed``."""
 
@@ -192,17 +235,28 @@ class ActionDecoder(nnx.Module):
         self.head = nnx.Linear(
             d, VOCAB_SIZE, dtype=jnp.float32, param_dtype=kw["param_dtype"], rngs=rngs
         )
+        self.copy = CopyHead(spec, rngs=rngs) if spec.copy_head else None
+
+    def _out(self, h: jax.Array, copy_source: tuple | None) -> jax.Array:
+        h = self.norm(h)
+        logits = self.head(h)
+        if self.copy is None or copy_source is None:
+            return logits
+        return self.copy(h, logits, copy_source)
 
     def cross_kv(self, memory: jax.Array) -> list[tuple[jax.Array, jax.Array]]:
         """Per-block cross-attention keys/values of the memory."""
         return [block.cross_attn.project_kv(memory) for block in self.blocks]
 
-    def __call__(self, x: jax.Array, memory: jax.Array, mem_mask: jax.Array) -> jax.Array:
-        """Teacher-forced logits float32 [B, La, V] from embedded inputs ``x`` [B, La, d]."""
+    def __call__(
+        self, x: jax.Array, memory: jax.Array, mem_mask: jax.Array, copy_source: tuple | None = None
+    ) -> jax.Array:
+        """Teacher-forced logits float32 [B, La, V] from embedded inputs ``x`` [B, La, d]
+        (log-probabilities when the copy head mixes in ``copy_source``)."""
         x = x + self.pos[...].astype(x.dtype)[None, : x.shape[1]]
         for block, kv in zip(self.blocks, self.cross_kv(memory), strict=True):
             x = block(x, kv, mem_mask)
-        return self.head(self.norm(x))
+        return self._out(x, copy_source)
 
     def init_cache(self, batch: int, dtype: jnp.dtype) -> list[tuple[jax.Array, jax.Array]]:
         """Zeroed self-attention key/value caches, one (k, v) [B, La, h, d/h] per block."""
@@ -211,14 +265,22 @@ class ActionDecoder(nnx.Module):
         shape = (batch, spec_len, heads, d // heads)
         return [(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)) for _ in self.blocks]
 
-    def step(self, x: jax.Array, pos: jax.Array, cache: list, cross_kv: list, mem_mask: jax.Array):
+    def step(
+        self,
+        x: jax.Array,
+        pos: jax.Array,
+        cache: list,
+        cross_kv: list,
+        mem_mask: jax.Array,
+        copy_source: tuple | None = None,
+    ):
         """Logits float32 [B, V] for position ``pos`` from its embedded input ``x`` [B, d]."""
         h = (x + self.pos[...].astype(x.dtype)[pos])[:, None, :]
         new_cache = []
         for block, c, kv in zip(self.blocks, cache, cross_kv, strict=True):
             h, c = block.step(h, pos, c, kv, mem_mask)
             new_cache.append(c)
-        return self.head(self.norm(h))[:, 0], new_cache
+        return self._out(h, copy_source)[:, 0], new_cache
 
 
 class ValueHead(nnx.Module):
@@ -265,13 +327,22 @@ class PolicyModel(nnx.Module):
         """Embeddings of action/context tokens (shared table)."""
         return self.encoder.token_embed(tokens)
 
+    def copy_source(self, memory: jax.Array, context: jax.Array) -> tuple | None:
+        """What the copy head points into: the context part of the memory (None without one)."""
+        if self.decoder.copy is None:
+            return None
+        prev = jnp.concatenate([jnp.zeros_like(context[:, :1]), context[:, :-1]], axis=1)
+        text = memory[:, self.spec.num_patches :]
+        return self.decoder.copy.source(text, self.embed_tokens(prev), context)
+
     def action_logits(
-        self, memory: jax.Array, mem_mask: jax.Array, actions: jax.Array
+        self, memory: jax.Array, mem_mask: jax.Array, actions: jax.Array, context: jax.Array
     ) -> jax.Array:
         """Teacher-forced logits float32 [B, La, V]: position i predicts ``actions[:, i]``."""
         bos = jnp.ones((actions.shape[0], 1), actions.dtype)  # BOS_ID == 1
         inputs = jnp.concatenate([bos, actions[:, :-1]], axis=1)
-        return self.decoder(self.embed_tokens(inputs), memory, mem_mask)
+        source = self.copy_source(memory, context)
+        return self.decoder(self.embed_tokens(inputs), memory, mem_mask, source)
 
     def value_logits(self, screens: jax.Array, context: jax.Array) -> jax.Array:
         """Step critic V(s) logits [B]."""

@@ -49,8 +49,8 @@ def grammar_masks(actions: jax.Array, bins: int) -> jax.Array:
     return masks.transpose(1, 0, 2)
 
 
-def _token_scores(model: PolicyModel, memory, mem_mask, actions: jax.Array):
-    logits = model.action_logits(memory, mem_mask, actions)
+def _token_scores(model: PolicyModel, memory, mem_mask, actions: jax.Array, context: jax.Array):
+    logits = model.action_logits(memory, mem_mask, actions, context)
     allowed = grammar_masks(actions, model.spec.location_bins)
     logp_all = jax.nn.log_softmax(jnp.where(allowed, logits, NEG), axis=-1)
     real = actions != codec.PAD_ID
@@ -78,7 +78,7 @@ def action_logprob(
     scr, lead = _flat(screens, 3)
     ctx, _ = _flat(context, 1)
     act, _ = _flat(actions, 1)
-    logp, ent, tok = _token_scores(model, *model.encode(scr, ctx), act)
+    logp, ent, tok = _token_scores(model, *model.encode(scr, ctx), act, ctx)
     return logp.reshape(lead), ent.reshape(lead), tok.reshape((*lead, act.shape[-1]))
 
 
@@ -135,7 +135,7 @@ def score_trajectories(
         return x.reshape((b, t1, *x.shape[1:]))[:, :-1].reshape((b * (t1 - 1), *x.shape[1:]))
 
     act, _ = _flat(actions, 1)
-    logp, ent, tok = _token_scores(model, per_step(memory), per_step(mem_mask), act)
+    logp, ent, tok = _token_scores(model, per_step(memory), per_step(mem_mask), act, per_step(ctx))
     c_mem, c_mask = model.critic_encode(scr, ctx, (memory, mem_mask))
     v = model.value_head(c_mem, c_mask).reshape(b, t1)
     first = (c_mem.reshape((b, t1, *c_mem.shape[1:]))[:, 0], c_mask.reshape(b, t1, -1)[:, 0])
@@ -145,6 +145,37 @@ def score_trajectories(
         token_logp=tok.reshape(b, t1 - 1, -1),
         value_logits=v,
         traj_value_logits=model.traj_value_head(*first),
+    )
+
+
+class StateScores(NamedTuple):
+    """The model's outputs for a flat batch of states and the actions taken in them."""
+
+    logp: jax.Array  # [N] log π(a|s)
+    entropy: jax.Array  # [N]
+    token_logp: jax.Array  # [N, La]
+    value_logits: jax.Array  # [N] V(s)
+    traj_value_logits: jax.Array  # [N] V_traj(task, s), meaningful where s is a first screen
+
+
+def score_states(
+    graphdef: nnx.GraphDef,
+    state: nnx.State,
+    screens: jax.Array,
+    context: jax.Array,
+    actions: jax.Array,
+) -> StateScores:
+    """Scores for unrelated states ``screens [N, H, W, 3]``, ``context [N, Lc]``, ``actions [N, La]``.
+
+    One encoder pass feeds the policy and both critics (behaviour cloning trains on states, not
+    padded trajectories, so no compute goes to padding).
+    """
+    model = nnx.merge(graphdef, state)
+    memory, mem_mask = model.encode(screens, context)
+    logp, ent, tok = _token_scores(model, memory, mem_mask, actions, context)
+    c_mem, c_mask = model.critic_encode(screens, context, (memory, mem_mask))
+    return StateScores(
+        logp, ent, tok, model.value_head(c_mem, c_mask), model.traj_value_head(c_mem, c_mask)
     )
 
 
@@ -171,6 +202,7 @@ def sample_actions(
     batch, length = screens.shape[0], spec.action_len
     memory, mem_mask = model.encode(screens, context)
     cross_kv = model.decoder.cross_kv(memory)
+    source = model.copy_source(memory, context)
     temperature = jnp.asarray(temperature, jnp.float32)
     greedy = jnp.asarray(greedy, bool)
 
@@ -180,7 +212,9 @@ def sample_actions(
 
     def body(carry):
         pos, prev, tokens, logp, grammar, cache = carry
-        logits, cache = model.decoder.step(model.embed_tokens(prev), pos, cache, cross_kv, mem_mask)
+        logits, cache = model.decoder.step(
+            model.embed_tokens(prev), pos, cache, cross_kv, mem_mask, source
+        )
         allowed = codec.grammar_allowed(grammar, pos, length, spec.location_bins)
         logp_pi = jax.nn.log_softmax(jnp.where(allowed, logits, NEG), axis=-1)
         logp_mu = jax.nn.log_softmax(jnp.where(allowed, logits / temperature, NEG), axis=-1)

@@ -45,6 +45,9 @@ class ModelSpec:
     history_k: int = _field(3, "the last k actions written into the context")
     # At most this many context tokens go to the history; the task text gets the rest.
     history_budget: int = _field(32, "context tokens reserved at most for the action history")
+    copy_head: bool = _field(
+        True, "pointer-generator output that can copy task tokens (names) into TYPE actions"
+    )
     share_critic_encoder: bool = _field(
         True, "critics read the policy's encoder (else they get their own)"
     )

@@ -69,6 +69,7 @@ class ControlServer:
         self._lock = threading.Lock()
         self._actors: dict[str, dict[str, Any]] = {}
         self._latest: dict[str, Any] = {"version": -1, "step": 0, "path": ""}
+        self._info: dict[str, str] = {}
         self.rejects = RejectCounter()
         self._router = (context or zmq.Context.instance()).socket(zmq.ROUTER)
         self._router.setsockopt(zmq.LINGER, 0)
@@ -82,6 +83,12 @@ class ControlServer:
         """Record the newest policy version (and its checkpoint path, if any) for replies."""
         with self._lock:
             self._latest = {"version": int(version), "step": int(step), "path": str(path)}
+
+    def set_info(self, **info: str) -> None:
+        """Strings every registration ack carries (e.g. the trajectory and parameter endpoints,
+        so an actor needs only the control address)."""
+        with self._lock:
+            self._info.update({k: str(v) for k, v in info.items()})
 
     def actors(self) -> list[ActorRecord]:
         """Every registered actor with its liveness as of now."""
@@ -130,6 +137,12 @@ class ControlServer:
                 record = self._register(message, now)
                 if record is None:
                     return "ack", {"registered": False, "error": "too many actors"}
+                record["last_seen"] = now
+                return "ack", {
+                    "registered": True,
+                    "latest_version": latest["version"],
+                    **self._info,
+                }
             elif record is None:
                 return "ack", {"registered": False, "latest_version": latest["version"]}
             record["last_seen"] = now

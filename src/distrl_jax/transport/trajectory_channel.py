@@ -139,10 +139,11 @@ class TrajectorySender:
         """Counters: sent, dropped, pending."""
         return {"sent": self.sent, "dropped": self.dropped, "pending": self.pending}
 
-    def close(self) -> None:
-        """Close the socket at once (linger 0); unsent trajectories are discarded."""
+    def close(self, linger_s: float = 0.0) -> None:
+        """Close the socket; messages already handed to ZeroMQ get ``linger_s`` seconds to leave
+        (0: discarded at once, for a learner that is gone). The outbox is discarded."""
         self._outbox.clear()
-        self._socket.close(linger=0)
+        self._socket.close(linger=int(linger_s * 1000))
 
     def __enter__(self) -> TrajectorySender:
         return self

@@ -104,9 +104,13 @@ class SimPhone(Device):
     ``sleep``, else only recorded in ``last_latency_s``); with a ``faults`` model episodes may
     hang (for the hang time times ``time_scale``), go offline or crash, raising
     ``InfrastructureError`` until ``restart()``. Without them a step is instant and never fails.
+    ``layout_seed`` fixes the device (theme, installed apps, home screen) for every episode, as
+    an emulator reset to one snapshot; None draws a new device per episode (harder: the policy
+    must read the screen to find anything).
     """
 
     name = "simphone"
+    seedable = True
 
     def __init__(
         self,
@@ -116,6 +120,7 @@ class SimPhone(Device):
         faults: FaultModel | None = None,
         time_scale: float = 1.0,
         sleep: bool = True,
+        layout_seed: int | None = None,
     ):
         if len(size) != 2 or not all(isinstance(v, int) and v >= 8 for v in size):
             raise ValueError(f"size must be (height, width) in pixels, each >= 8, got {size!r}")
@@ -127,6 +132,7 @@ class SimPhone(Device):
         self.faults = faults
         self.time_scale = float(time_scale)
         self.sleep = bool(sleep)
+        self.layout_seed = layout_seed
         self._latency = latency.sampler(self.seed) if latency is not None else None
         self._faults = faults.sampler(self.seed) if faults is not None else None
         self._plan: FaultPlan = NO_FAULT
@@ -144,7 +150,7 @@ class SimPhone(Device):
         self._raise_if_broken()
         self._episode += 1
         ep_seed = seed if seed is not None else zlib.crc32(f"{self.seed}:{self._episode}".encode())
-        self._state = start_state(task.goal, int(ep_seed))
+        self._state = start_state(task.goal, int(ep_seed), self.layout_seed)
         self._plan = (
             self._faults.plan(max(1, task.horizon)) if self._faults is not None else NO_FAULT
         )

@@ -31,11 +31,45 @@ _NOTES = (
 )
 
 
-def start_state(goal: Goal | None, seed: int) -> PhoneState:
-    """The start state of an episode with ``goal`` (None: just a home screen) and ``seed``."""
+def _fixed_device(layout_seed: int, banned: str) -> tuple[int, tuple[str, ...], object]:
+    """Theme, installed apps and home screen of a *fixed* device: every app installed (but the
+    one an INSTALL_APP task asks for), one layout for every episode, like an emulator reset to
+    the same snapshot each time (the DigiRL/DistRL setting)."""
+    r = random.Random(layout_seed)
+    theme = r.randrange(len(THEMES))
+    everything = [a.name for a in catalog.SYSTEM_APPS] + [a.name for a in catalog.THIRD_PARTY_APPS]
+    installed = tuple(sorted(set(everything), key=str.lower))
+    layout = launcher.make_layout(r, installed)
+    kept = tuple(n for n in installed if catalog.app_key(n) != banned)
+    for name in set(installed) - set(kept):
+        layout = launcher.remove_from_layout(layout, name)
+    return theme, kept, layout
+
+
+def start_state(goal: Goal | None, seed: int, layout_seed: int | None = None) -> PhoneState:
+    """The start state of an episode with ``goal`` (None: just a home screen) and ``seed``.
+
+    With ``layout_seed`` the device itself (theme, installed apps, home screen) is fixed by it
+    and only the episode's content (alarms, tabs, notifications, results) varies with ``seed``.
+    """
     r = random.Random(seed)
     intent = goal.intent if goal is not None else None
     banned = catalog.app_key(goal["app"]) if intent is Intent.INSTALL_APP else ""
+    if layout_seed is not None:
+        theme, installed, layout = _fixed_device(layout_seed, banned)
+        by_key = {catalog.app_key(n): n for n in installed}
+        return PhoneState(
+            seed=seed,
+            theme=theme,
+            installed=installed,
+            layout=layout,
+            **_notification_switches(r, goal, by_key),
+            alarms=_alarms(r, goal),
+            tabs=_tabs(r, goal),
+            tab=0,
+            notifications=_notifications(r, by_key),
+            clock=f"{r.randint(1, 12)}:{r.randint(0, 59):02d}",
+        )
     names = [a.name for a in catalog.SYSTEM_APPS]
     names += r.sample([a.name for a in catalog.THIRD_PARTY_APPS], r.randint(4, 9))
     if goal is not None and goal.get("app") and intent is not Intent.INSTALL_APP:

@@ -1,0 +1,1 @@
+"""The asynchronous distributed runtime: the learner process, actor processes, and the run."""

@@ -1,0 +1,178 @@
+"""An actor process: devices + a policy, sending trajectories and following new versions.
+
+The actor needs one address, the learner's control endpoint: it registers there and the ack
+names the trajectory and parameter endpoints. It waits for the first policy version, then plays
+training tasks on ``device.count`` devices at once (``VectorRollout``: one batched policy call
+per step), pushes every finished trajectory (bounded outbox: the oldest is dropped and counted
+when the learner cannot keep up), and between episodes swaps in the newest parameters the
+subscriber has seen, so acting never waits for the learner (DESIGN §6).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterator
+
+from distrl_jax.actor.rollout import VectorRollout, policy_act
+from distrl_jax.checkpoint.policy_loader import load_policy_state
+from distrl_jax.config import Config
+from distrl_jax.devices.task_env import TaskEnv
+from distrl_jax.models.jax_policy import JaxPolicy
+from distrl_jax.models.tokenizer import ContextEncoder
+from distrl_jax.tasks.goals import Task
+from distrl_jax.tasks.suites import load_tasks
+from distrl_jax.transport.control import ControlClient
+from distrl_jax.transport.param_broadcast import ParamSubscriber, ParamsVersion
+from distrl_jax.transport.trajectory_channel import TrajectorySender
+
+log = logging.getLogger(__name__)
+
+
+def make_devices(cfg: Config, actor_id: int) -> list[TaskEnv]:
+    """The actor's environments (simphone here; adb devices come with their own backend)."""
+    if cfg.device.kind != "simphone":
+        raise ValueError(
+            f"device.kind={cfg.device.kind!r} is not available in this build; use simphone"
+        )
+    from distrl_jax.evaluate import make_envs
+
+    return make_envs(cfg, cfg.device.count, cfg.seed * 7919 + actor_id + 1)
+
+
+def task_stream(tasks: list[Task], seed: int) -> Iterator[Task]:
+    """Training tasks forever, reshuffled each pass."""
+    rng = random.Random(seed)
+    for _ in itertools.count():
+        order = list(tasks)
+        rng.shuffle(order)
+        yield from order
+
+
+class ActorService:
+    """One actor process's loop; ``run`` returns when ``stop`` is called or episodes run out."""
+
+    def __init__(self, cfg: Config, learner: str, actor_id: int = 0):
+        self.cfg = cfg
+        self.actor_id = actor_id
+        name = f"actor-{actor_id}"
+        self.control = ControlClient(learner, name, devices=f"{cfg.device.kind}x{cfg.device.count}")
+        ack = self.control.register(timeout_s=60.0)
+        for key in ("trajectories", "params", "params_latest"):
+            if key not in ack:
+                raise RuntimeError(f"the learner at {learner} did not send its {key!r} endpoint")
+        self.control.start_heartbeats()
+        self.sender = TrajectorySender(ack["trajectories"], name, outbox_size=cfg.runtime.outbox)
+        self.subscriber = ParamSubscriber(ack["params"], ack["params_latest"], subscriber_id=name)
+        self.policy = JaxPolicy(cfg.model, seed=cfg.seed * 1000 + actor_id, buckets=(1, 8, 32))
+        self.envs = make_devices(cfg, actor_id)
+        self.tasks = load_tasks(
+            cfg.tasks.train, split=cfg.tasks.train_split, horizon=cfg.tasks.horizon or None
+        )
+        self._stop = threading.Event()
+        self.episodes = 0
+        self.infra_failures = 0
+        self.version_swaps = 0
+
+    def _adopt(self, pv: ParamsVersion) -> None:
+        if pv.path:
+            _, params, _ = load_policy_state(pv.path, self.cfg.model)
+            self.policy.set_params(params, pv.version)
+        elif pv.params is not None:
+            from distrl_jax.runtime.learner_service import nested_params
+
+            self.policy.set_params(nested_params(dict(pv.params)), pv.version)
+        self.version_swaps += 1
+
+    def _maybe_update(self) -> None:
+        pv = self.subscriber.latest()
+        if pv is not None and pv.version > self.policy.version:
+            try:
+                self._adopt(pv)
+            except Exception as e:  # a bad version must not kill acting: keep the old one
+                log.error("could not load policy version %d: %s", pv.version, e)
+
+    def run(self, max_episodes: int = 0) -> int:
+        """Act until stopped (or ``max_episodes``); returns the number of episodes sent."""
+        first = self.subscriber.wait_for(0, timeout_s=120.0)
+        if first is None:
+            raise TimeoutError("no policy version from the learner within 120 s")
+        self._adopt(first)
+        self.policy.warm_up()
+        rollout = VectorRollout(
+            self.envs,
+            policy_act(self.policy),
+            contexts=ContextEncoder(self.cfg.model),
+            record=True,
+            threads=len(self.envs) if self.cfg.device.latency != "none" else 0,
+            actor_id=self.actor_id,
+            policy_version=lambda: self.policy.version,
+        )
+        tasks = task_stream(self.tasks, self.cfg.seed + self.actor_id)
+        try:
+            if self.cfg.runtime.mode == "sync":
+                self._run_sync(rollout, tasks, max_episodes)
+            else:
+                for result in rollout.stream(tasks):
+                    self._send(result)
+                    self._maybe_update()
+                    if self._done(max_episodes):
+                        break
+        finally:
+            rollout.close()
+            self.sender.flush(timeout_s=2.0)
+        return self.episodes
+
+    def _run_sync(self, rollout: VectorRollout, tasks: Iterator[Task], max_episodes: int) -> None:
+        """Synchronous baseline: a quota of episodes with one version, then wait for the next."""
+        quota = self.cfg.runtime.sync_round
+        while not self._done(max_episodes):
+            version = self.policy.version
+            for result in rollout.run([next(tasks) for _ in range(quota)]):
+                self._send(result)
+            self.sender.flush(timeout_s=10.0)
+            while not self._stop.is_set():  # the barrier: the learner trains, then broadcasts
+                if self.subscriber.wait_for(version + 1, timeout_s=0.5) is not None:
+                    self._maybe_update()
+                    break
+
+    def _send(self, result) -> None:
+        if result.trajectory is not None:
+            self.sender.send(result.trajectory)
+            self.episodes += 1
+        else:
+            self.infra_failures += 1
+
+    def _done(self, max_episodes: int) -> bool:
+        return self._stop.is_set() or bool(max_episodes and self.episodes >= max_episodes)
+
+    def stop(self) -> None:
+        """Finish the current step and return from ``run``."""
+        self._stop.set()
+
+    def close(self) -> None:
+        """Close sockets and devices."""
+        self.sender.close(linger_s=2.0)  # let the last episodes reach a live learner
+        for part in (self.subscriber, self.control):
+            part.close()
+        for env in self.envs:
+            env.device.close()
+
+
+def main(cfg: Config, learner: str, actor_id: int) -> int:
+    """Entry point of ``launch --role=actor``: run until SIGTERM/SIGINT."""
+    import signal
+
+    service = ActorService(cfg, learner, actor_id)
+    signal.signal(signal.SIGTERM, lambda *_: service.stop())
+    signal.signal(signal.SIGINT, lambda *_: service.stop())
+    t0 = time.monotonic()
+    try:
+        n = service.run()
+    finally:
+        service.close()
+    print(f"actor {actor_id}: {n} episodes in {time.monotonic() - t0:.0f} s")
+    return 0

@@ -1,0 +1,212 @@
+"""A training run on one machine: the learner here, actor processes beside it, a table at the end.
+
+``train`` is what ``python -m distrl_jax.launch`` runs (``--role=all``): it evaluates the starting
+policy on the evaluation tasks, starts the learner's channels, spawns ``runtime.num_actors``
+actor processes (``--role=actor --learner=<control endpoint>``, on CPU), prints progress while
+the learner trains, stops the actors, and evaluates the final policy, printing both tables and
+writing them into ``<run>/eval``. With ``--role=learner`` no actors are spawned: start them on
+other machines with the printed command.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import pathlib
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+
+from distrl_jax.config import Config, to_dict
+from distrl_jax.learner.learner import initialize_distributed, install_signal_handlers
+from distrl_jax.metrics.live_view import live_sink
+from distrl_jax.metrics.writers import run_writer
+from distrl_jax.runtime.learner_service import LearnerService
+
+log = logging.getLogger(__name__)
+
+PROGRESS_KEYS = (
+    "loss",
+    "entropy",
+    "value_mean",
+    "rho_mean",
+    "train_success_recent",
+    "trajectories",
+    "actors_alive",
+    "learner_steps_per_s",
+)
+
+
+class ActorSupervisor:
+    """Starts the actor processes and restarts any that dies, with exponential backoff.
+
+    Actors act on CPU (``JAX_PLATFORMS=cpu``): the accelerator belongs to the learner.
+    """
+
+    def __init__(self, cfg: Config, endpoint: str, child_argv: Sequence[str]):
+        self.cmd = [
+            sys.executable,
+            "-m",
+            "distrl_jax.launch",
+            "--role=actor",
+            f"--learner={endpoint}",
+            *child_argv,
+        ]
+        self.env = dict(os.environ, JAX_PLATFORMS="cpu")
+        self.procs: dict[int, subprocess.Popen] = {}
+        self.restarts = 0
+        self._backoff = dict.fromkeys(range(cfg.runtime.num_actors), 1.0)
+        self._stop = threading.Event()
+        for i in range(cfg.runtime.num_actors):
+            self._start(i)
+        self._thread = threading.Thread(target=self._watch, name="actor-supervisor", daemon=True)
+        self._thread.start()
+
+    def _start(self, i: int) -> None:
+        self.procs[i] = subprocess.Popen([*self.cmd, f"--actor-id={i}"], env=self.env)
+
+    def _watch(self) -> None:
+        next_try: dict[int, float] = {}
+        while not self._stop.wait(0.5):
+            for i, proc in list(self.procs.items()):
+                if proc.poll() is None:
+                    continue
+                now = time.monotonic()
+                if i not in next_try:
+                    delay = self._backoff[i]
+                    self._backoff[i] = min(delay * 2, 60.0)
+                    next_try[i] = now + delay
+                    log.warning(
+                        "actor %d exited with %s; restarting in %.0f s", i, proc.returncode, delay
+                    )
+                elif now >= next_try.pop(i):
+                    self.restarts += 1
+                    self._start(i)
+
+    def alive(self) -> int:
+        """How many actor processes are running."""
+        return sum(p.poll() is None for p in self.procs.values())
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        """SIGTERM every actor, wait, then SIGKILL what is left (never leave one behind)."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        procs = list(self.procs.values())
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        deadline = time.monotonic() + timeout_s
+        for p in procs:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def evaluate_params(
+    cfg: Config, params, version: int, run_dir: pathlib.Path, name: str, *, quiet: bool = False
+):
+    """Greedy evaluation of ``params`` on the config's evaluation tasks; prints the table
+    (unless ``quiet``) and writes it to ``<run>/eval/<name>.md|json``; returns the suite row."""
+    from distrl_jax.evaluate import eval_tasks, evaluate_policy, report
+    from distrl_jax.metrics.eval_table import build_table, write_table
+    from distrl_jax.models.jax_policy import JaxPolicy
+
+    tasks = eval_tasks(cfg)
+    policy = JaxPolicy(cfg.model, params, version=version, seed=cfg.seed, greedy=cfg.eval.greedy)
+    t0 = time.perf_counter()
+    records = evaluate_policy(
+        cfg, policy, tasks, episodes_per_task=cfg.eval.episodes_per_task, seed=cfg.seed + 1
+    )
+    if quiet:
+        rows, total = build_table(records)
+        write_table(rows, total, run_dir / "eval", name)
+        return total
+    return report(records, run_dir / "eval", name, time.perf_counter() - t0)
+
+
+def warm_start_path(cfg: Config, run_dir: pathlib.Path) -> pathlib.Path:
+    """Where ``checkpoint.init_from=bc`` keeps its behaviour-cloning warm start: one folder per
+    (model, tasks, pretrain settings), beside the run folders, reused by later runs."""
+    key = json.dumps(
+        [
+            to_dict(cfg.model),
+            to_dict(cfg.pretrain),
+            cfg.tasks.train,
+            cfg.tasks.train_split,
+            cfg.seed,
+        ],
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
+    return run_dir.parent / "warm-starts" / f"bc-{cfg.model.name}-{digest}"
+
+
+def resolve_init(cfg: Config, run_dir: pathlib.Path) -> Config:
+    """Turn ``checkpoint.init_from=bc`` into a path, training the warm start first if needed."""
+    if cfg.checkpoint.init_from != "bc":
+        return cfg
+    folder = warm_start_path(cfg, run_dir)
+    if not (folder / "checkpoints" / "0").is_dir():
+        from distrl_jax import pretrain
+        from distrl_jax.run_folder import create_run_folder
+
+        print(f"no behaviour-cloning warm start yet: training one into {folder} (once)")
+        bc_cfg = dataclasses.replace(cfg, run_dir=str(folder), name=f"{cfg.name}-bc")
+        pretrain.run(bc_cfg, create_run_folder(bc_cfg))
+    else:
+        print(f"warm start: {folder} (behaviour cloning, reused)")
+    return dataclasses.replace(
+        cfg, checkpoint=dataclasses.replace(cfg.checkpoint, init_from=str(folder / "checkpoints"))
+    )
+
+
+def train(
+    cfg: Config, run_dir: pathlib.Path, *, spawn_actors: bool = True, child_argv: Sequence[str] = ()
+) -> int:
+    """Run the learner (and, on one machine, the actors); returns the exit status."""
+    initialize_distributed(cfg)
+    cfg = resolve_init(cfg, run_dir)
+    writer = run_writer(run_dir, console_keys=())
+    writer.sinks.append(live_sink(PROGRESS_KEYS))
+    service = LearnerService(cfg, run_dir, writer)
+    install_signal_handlers(service.learner)
+    print(f"learner: {service.learner.start_kind}; control endpoint {service.endpoint}")
+    before = evaluate_params(cfg, service.learner.params, service.learner.version, run_dir, "start")
+    supervisor = None
+    if spawn_actors:
+        supervisor = ActorSupervisor(cfg, service.endpoint, child_argv)
+        service.extra_metrics = lambda: {"actor_restarts": float(supervisor.restarts)}
+        print(
+            f"started {len(supervisor.procs)} actor processes x {cfg.device.count} {cfg.device.kind}"
+        )
+    else:
+        print(
+            "start actors elsewhere with: python -m distrl_jax.launch --role=actor "
+            f"--learner={service.endpoint} --actor-id=N (same --config and overrides)"
+        )
+    t0 = time.monotonic()
+    try:
+        service.run()
+    finally:
+        if supervisor is not None:
+            supervisor.stop()
+        service.close()
+        writer.close()
+    seconds = time.monotonic() - t0
+    print(
+        f"trained {service.learner.version} steps on {service.inserted} trajectories in "
+        f"{seconds:.0f} s; checkpoints: {service.learner.checkpoints.directory}"
+    )
+    after = evaluate_params(cfg, service.learner.params, service.learner.version, run_dir, "final")
+    print(
+        f"\nsuccess on {cfg.tasks.eval}:{cfg.tasks.eval_split}: start {before.success_rate:.1%} "
+        f"-> final {after.success_rate:.1%} ({after.success_rate - before.success_rate:+.1%})"
+    )
+    return 0

@@ -1,0 +1,69 @@
+"""Training-task augmentation: the same requests with made-up names in place of the real ones.
+
+The validation split holds out slot values (artists, places, brands: ``suites.is_validation``),
+so a policy that has only seen the training values must *copy* a name from the task into its
+TYPE action rather than recall it. A small model trained on a few hundred task strings memorises
+instead (it types a training artist for an unseen one). Replacing each capitalised name in a
+training string with a pronounceable made-up one, and keeping the variant only when the parser
+reads the new name into the same kind of goal, gives unlimited fresh values and teaches copying.
+Variants never use a held-out value (they are re-checked with ``is_validation``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import re
+from collections.abc import Sequence
+
+from distrl_jax.tasks.goals import Task
+from distrl_jax.tasks.parser import try_parse
+from distrl_jax.tasks.suites import is_validation
+
+_ONSETS = ("b", "c", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "ch", "st", "tr")  # fmt: skip
+_VOWELS = ("a", "e", "i", "o", "u", "ai", "ou")
+# A run of capitalised words not at the start of the string (the names in a request).
+_NAME = re.compile(r"(?<=\s)([A-Z][A-Za-z'&.-]*(?:\s+[A-Z][A-Za-z'&.-]*)*)")
+# Capitalised words that are part of a request's wording, not a value to vary.
+_KEEP = {"YouTube", "Google", "Maps", "Chrome", "Gmail", "Play", "Store", "Settings", "Wi-Fi", "I"}
+
+
+def made_up_name(rng: random.Random) -> str:
+    """One or two capitalised pseudo-words, e.g. ``"Trelo Vasik"``."""
+
+    def word() -> str:
+        syllables = rng.randint(2, 3)
+        w = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(syllables))
+        return w.capitalize()
+
+    return " ".join(word() for _ in range(rng.choice((1, 1, 2))))
+
+
+def variants(task: Task, n: int, rng: random.Random, tries: int = 4) -> list[Task]:
+    """Up to ``n`` variants of ``task`` with one name replaced; fewer if none parse alike."""
+    if task.goal is None:
+        return []
+    spans = [m for m in _NAME.finditer(task.text) if m.group(1) not in _KEEP]
+    out: list[Task] = []
+    for _ in range(n * tries):
+        if not spans or len(out) >= n:
+            break
+        m = rng.choice(spans)
+        new_name = made_up_name(rng)
+        text = task.text[: m.start(1)] + new_name + task.text[m.end(1) :]
+        goal, _ = try_parse(text)
+        if goal is None or goal.intent != task.goal.intent or is_validation(goal):
+            continue
+        if any(goal.get(k) != task.goal.get(k) for k in ("app", "site")):
+            continue  # apps and sites must exist on the device: only free-text values vary
+        if not any(new_name.lower() in str(v).lower() for _, v in goal.slots):
+            continue  # the parser did not read the new name into a slot
+        out.append(dataclasses.replace(task, text=text, goal=goal))
+    return out
+
+
+def augment(tasks: Sequence[Task], per_task: int, seed: int = 0) -> list[Task]:
+    """``tasks`` followed by up to ``per_task`` made-up-name variants of each."""
+    rng = random.Random(seed)
+    extra = [v for t in tasks for v in variants(t, per_task, rng)]
+    return [*tasks, *extra]

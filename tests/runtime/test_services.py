@@ -1,0 +1,299 @@
+"""The learner and actor services over real ZeroMQ sockets on loopback, and one launched run.
+
+The services are built in-process (threads stand in for processes) with the shrunk smoke config;
+the last test runs ``python -m distrl_jax.launch`` end to end in a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import jax
+import numpy as np
+import pytest
+import zmq
+from flax import nnx
+from learner_script import compile_cache, shrunk_config, synthetic_trajectory
+
+from distrl_jax.checkpoint.manager import Checkpointer
+from distrl_jax.checkpoint.policy_loader import load_policy_state
+from distrl_jax.metrics.writers import MetricsWriter
+from distrl_jax.models import policy as P
+from distrl_jax.models.jax_policy import JaxPolicy
+from distrl_jax.models.spec import tiny
+from distrl_jax.runtime.actor_service import ActorService
+from distrl_jax.runtime.learner_service import LearnerService, flat_params, nested_params
+from distrl_jax.transport.control import ControlClient
+from distrl_jax.transport.param_broadcast import ParamSubscriber
+from distrl_jax.transport.trajectory_channel import TrajectorySender
+
+# Threads our services start; none may outlive close().
+SERVICE_THREADS = {
+    "ingest",
+    "control-server",
+    "param-latest",
+    "param-subscriber",
+    "heartbeat",
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.Path]:
+    """A persistent compilation cache for this module (and the subprocess it starts)."""
+    path = tmp_path_factory.mktemp("xla-cache")
+    with compile_cache(path):
+        yield path
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll ``predicate`` until true; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def live_service_threads() -> list[str]:
+    """Names of our service threads still alive."""
+    return [t.name for t in threading.enumerate() if t.name in SERVICE_THREADS and t.is_alive()]
+
+
+def assert_params_equal(a, b) -> None:
+    """Every leaf of two parameter pytrees is exactly equal (same structure)."""
+    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+    assert len(la) == len(lb) > 0
+    for x, y in zip(la, lb, strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.mark.timeout(120)
+def test_ingest_counts_rejects_and_keeps_going(tmp_path):
+    """Trajectories sent to the bound endpoint land in replay; a malformed message and a
+    trajectory of the wrong screen shape are rejected and counted without stopping ingest."""
+    service = LearnerService(shrunk_config(tmp_path), tmp_path, writer=MetricsWriter([]))
+    raw = zmq.Context.instance().socket(zmq.PUSH)
+    raw.setsockopt(zmq.LINGER, 0)
+    try:
+        for ep in (service.endpoint, service.receiver.endpoint):
+            assert re.fullmatch(r"tcp://127\.0\.0\.1:\d+", ep), ep
+        with TrajectorySender(service.receiver.endpoint, "probe") as sender:
+            for i in range(5):
+                sender.send(synthetic_trajectory(i))
+            sender.flush(timeout_s=5.0)
+            wait_until(lambda: service.inserted == 5, 30, "5 inserted trajectories")
+            assert service.learner.replay.stats()["size"] == 5
+
+            raw.connect(service.receiver.endpoint)
+            raw.send_multipart([b"not a message", b"\x00" * 7])
+            wait_until(lambda: service.receiver.rejects.total == 1, 30, "the malformed reject")
+
+            # Valid on the wire, wrong for this model: replay refuses it, ingest carries on.
+            sender.send(synthetic_trajectory(50, screen_shape=(64, 32)))
+            sender.flush(timeout_s=5.0)
+            wait_until(
+                lambda: service.learner.replay.stats()["rejected"] == 1, 30, "the shape reject"
+            )
+            assert service.inserted == 5
+
+            for i in range(5, 8):
+                sender.send(synthetic_trajectory(i))
+            sender.flush(timeout_s=5.0)
+            wait_until(lambda: service.inserted == 8, 30, "ingest after the rejects")
+        assert service.receiver.rejects.total == 1
+        assert service.learner.replay.stats()["size"] == 8
+        assert service.learner.ready()
+    finally:
+        raw.close()
+        service.close()
+    assert live_service_threads() == []
+
+
+@pytest.mark.timeout(180)
+def test_run_trains_and_broadcasts_loadable_versions(tmp_path):
+    """run() trains to learner.steps and broadcasts checkpoints that a subscriber can load;
+    close() leaves no thread behind."""
+    cfg = shrunk_config(tmp_path, "learner.steps=4")
+    service = LearnerService(cfg, tmp_path, writer=MetricsWriter([]))
+    control = subscriber = None
+    result: dict[str, dict] = {}
+    try:
+        control = ControlClient(service.endpoint, "probe")
+        ack = control.register(timeout_s=10.0)
+        subscriber = ParamSubscriber(ack["params"], ack["params_latest"], subscriber_id="probe")
+        v0 = subscriber.wait_for(0, timeout_s=30.0)
+        assert v0 is not None and v0.version == 0  # the start-up broadcast
+
+        with TrajectorySender(service.receiver.endpoint, "probe") as sender:
+            for i in range(6):
+                sender.send(synthetic_trajectory(i))
+            sender.flush(timeout_s=5.0)
+            # Wait before closing: close() drops what the socket has not transmitted yet.
+            wait_until(lambda: service.inserted == 6, 30, "6 inserted trajectories")
+
+        runner = threading.Thread(target=lambda: result.update(last=service.run()), name="run")
+        runner.start()
+        runner.join(timeout=150)
+        assert not runner.is_alive(), "run() did not return"
+        assert service.learner.version == 4
+        last = result["last"]
+        assert math.isfinite(last["loss"]) and last["trajectories"] == 6.0
+
+        pv = subscriber.wait_for(2, timeout_s=30.0)
+        assert pv is not None and pv.version >= 2 and pv.version % 2 == 0
+        assert pv.path and pathlib.Path(pv.path).name == str(pv.version)
+        spec, params, meta = load_policy_state(pv.path)
+        assert spec == cfg.model
+        assert meta["policy_version"] == pv.version and meta["kind"] == "rl"
+        if pv.version == 4:  # the newest version is the learner's current parameters
+            assert_params_equal(params, service.learner.params)
+        assert Checkpointer(tmp_path / "checkpoints").latest_step() == 4
+    finally:
+        for part in (subscriber, control):
+            if part is not None:
+                part.close()
+        service.close()
+    assert live_service_threads() == []
+
+
+def test_flat_params_round_trip_into_a_policy():
+    """flat_params -> nested_params rebuilds parameters that JaxPolicy.set_params accepts."""
+    spec = tiny()
+    state = nnx.state(P.init_model(spec, 5))
+    flat = flat_params(state)
+    assert all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in flat.items())
+    assert len(flat) == len(jax.tree.leaves(state))
+    assert any(re.search(r"/\d+/", k) for k in flat), "expected list-indexed layers in the paths"
+
+    policy = JaxPolicy(spec, seed=1)  # its own, different initialisation
+    policy.set_params(nested_params(flat), 9)
+    assert policy.version == 9
+    assert_params_equal(policy.state, state)
+
+
+@pytest.mark.timeout(300)
+def test_actor_service_follows_a_running_learner(tmp_path):
+    """An in-process actor registers, acts from the first version, sends its episodes (all
+    inserted), and swaps in the newer version the running learner broadcasts."""
+    cfg = shrunk_config(
+        tmp_path,
+        "learner.steps=2",
+        "device.latency=emulator",
+        # ~0.5 s per step: the actor is still playing when the learner's version 2 arrives.
+        "device.time_scale=0.25",
+    )
+    service = LearnerService(cfg, tmp_path, writer=MetricsWriter([]))
+    actor = None
+    out: dict[str, object] = {}
+    threads: list[threading.Thread] = []
+    try:
+        # Ready replay ahead of the actor, so the learner can train as soon as it is started.
+        with TrajectorySender(service.receiver.endpoint, "prefill") as sender:
+            for i in range(4):
+                sender.send(synthetic_trajectory(i))
+            sender.flush(timeout_s=5.0)
+            wait_until(lambda: service.inserted == 4, 30, "the prefill")  # before close()
+
+        actor = ActorService(cfg, service.endpoint, actor_id=0)
+        assert actor.control.registered
+        assert [r.actor_id for r in service.control.actors()] == ["actor-0"]
+
+        def act() -> None:
+            try:
+                out["episodes"] = actor.run(max_episodes=6)
+            except BaseException as e:  # surfaced by the assertions below
+                out["error"] = e
+
+        threads.append(threading.Thread(target=act, name="actor"))
+        threads[-1].start()
+        wait_until(lambda: actor.version_swaps >= 1 or "error" in out, 120, "the first version")
+        assert "error" not in out, out
+        assert actor.policy.version == 0
+
+        threads.append(threading.Thread(target=service.run, name="run"))
+        threads[-1].start()
+        threads[0].join(timeout=180)
+        assert not threads[0].is_alive(), "the actor did not finish 6 episodes"
+        assert "error" not in out, out
+        assert out["episodes"] == 6
+        wait_until(lambda: service.inserted == 10, 30, "the actor's 6 episodes")
+        assert actor.sender.sent == 6 and actor.sender.dropped == 0
+        assert actor.version_swaps >= 2, "the actor never adopted the broadcast version"
+        assert actor.policy.version == 2
+        threads[1].join(timeout=60)
+        assert not threads[1].is_alive()
+        assert service.learner.version == 2
+    finally:
+        if actor is not None:
+            actor.stop()
+            for t in threads:
+                t.join(timeout=30)
+            actor.close()
+        service.stop()
+        service.close()
+    assert live_service_threads() == []
+
+
+def _processes_with(needle: str) -> list[int]:
+    """Pids of live processes whose command line contains ``needle``."""
+    pids = []
+    for proc in pathlib.Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if needle in cmdline:
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_launch_end_to_end(tmp_path, cache_dir):
+    """``python -m distrl_jax.launch`` trains with a real actor process, prints both evaluation
+    tables and the success line, writes metrics and checkpoints, and leaves no actor behind."""
+    run_dir = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "distrl_jax.launch",
+        "--config=smoke",
+        "--learner.steps=4",
+        "--eval.max_tasks=2",
+        "--replay.min_size=4",
+        "--learner.batch_size=4",
+        "--runtime.broadcast_every=2",
+        f"--run-dir={run_dir}",
+    ]
+    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(cache_dir))
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=380, env=env)
+    out = proc.stdout
+    assert proc.returncode == 0, out[-4000:] + proc.stderr[-4000:]
+    assert re.search(r"^start: success ", out, re.M), out[-4000:]
+    assert re.search(r"^final: success ", out, re.M), out[-4000:]
+    assert re.search(r"success on general:val: start .* -> final ", out), out[-4000:]
+    assert re.search(r"^trained 4 steps on \d+ trajectories", out, re.M), out[-4000:]
+
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) >= 1
+    assert all(math.isfinite(r["loss"]) for r in rows if "loss" in r)
+    with Checkpointer(run_dir / "checkpoints") as ckpts:
+        assert ckpts.latest_step() == 4
+        assert ckpts.read_meta(4)["policy_version"] == 4
+    for name in ("start", "final"):
+        assert (run_dir / "eval" / f"{name}.md").is_file()
+
+    endpoint = re.search(r"control endpoint (tcp://\S+)", out)
+    assert endpoint, out[-4000:]
+    assert _processes_with(f"--learner={endpoint.group(1)}") == [], "an actor outlived the run"
