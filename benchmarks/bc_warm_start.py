@@ -12,11 +12,13 @@ measured on the same tasks in the same run for comparison.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import pathlib
 import platform
+import sys
 import tempfile
 import time
 
@@ -44,7 +46,8 @@ def one_suite(suite: str, steps: int, quick: bool, seed: int) -> dict:
         run = pathlib.Path(tmp)
         cfg = dataclasses.replace(cfg, run_dir=str(run))
         t0 = time.perf_counter()
-        figures = pretrain.run(cfg, run, progress=False)
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON line
+            figures = pretrain.run(cfg, run, progress=False)
         wall = time.perf_counter() - t0
         spec, params, _ = pretrain_state(run)
     policy = JaxPolicy(spec, params, greedy=True)

@@ -102,7 +102,7 @@ class Config:
     def __init__(self, spec: specs.ModelSpec, algo: str, batch_size: int, args: argparse.Namespace):
         """Build the trainer and the batches, run the first step (timed apart) and warm up."""
         mesh = sharding.make_mesh(-1, 1)
-        cfg = LearnerConfig(algo=algo, batch_size=batch_size)
+        cfg = LearnerConfig(algo=algo, batch_size=batch_size, critic_warmup_steps=0)
         self.batch_size = batch_size
         self.trainer = ShardedTrainer.create(
             spec, lambda g: rl_loss(g, cfg), make_optimizer(1e-4, 1.0), mesh, seed=0

@@ -1,6 +1,8 @@
-"""The smoke preset: a run of a minute or two on two CPU cores (README's `make run`, tests, CI).
+"""The smoke preset: README's `make run` on two CPU cores.
 
-Everything is shrunk (big_vision style): few tasks, few steps, a small replay.
+Everything is shrunk (big_vision style): the tiny model, one actor of 4 simphones, 200 learner
+steps, a small replay. The first run also trains the behaviour-cloning warm start (about 5-10
+minutes here), which later runs reuse from runs/warm-starts/.
 """
 
 import dataclasses
@@ -28,6 +30,7 @@ def get_config() -> Config:
         learner=dataclasses.replace(LearnerConfig(), steps=200, batch_size=8),
         replay=dataclasses.replace(ReplayConfig(), capacity=512, min_size=16),
         runtime=RuntimeConfig(num_actors=1, broadcast_every=20),
-        checkpoint=CheckpointConfig(every_steps=50, keep=2),
+        # The behaviour-cloning warm start is trained on the first run and reused after.
+        checkpoint=CheckpointConfig(every_steps=50, keep=2, init_from="bc"),
         eval=EvalConfig(episodes_per_task=1, max_tasks=0),
     )

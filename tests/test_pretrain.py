@@ -254,10 +254,16 @@ def tb_scalars(logdir: pathlib.Path) -> dict[str, list[tuple[int, float]]]:
 
 @pytest.mark.slow
 def test_run_writes_demos(runs: PretrainRuns) -> None:
-    """demos.npz holds the states the run trained on, from max_tasks episodes."""
+    """demos.npz holds the states the run trained on: one episode per training task and per
+    made-up-name variant of it, times demos_per_task."""
+    from distrl_jax.tasks.augment import augment
+
+    pc = runs.cfg.pretrain
+    tasks = load_tasks(runs.cfg.tasks.train, split=runs.cfg.tasks.train_split)[: pc.max_tasks]
+    episodes = len(augment(tasks, pc.augment_per_task, seed=runs.cfg.seed)) * pc.demos_per_task
     demos = DemoStates.load(runs.run_dir / "demos.npz")
     assert len(demos) == runs.figures["demo_states"]
-    assert int(demos.first.sum()) == runs.cfg.pretrain.max_tasks
+    assert int(demos.first.sum()) == episodes > pc.max_tasks
     assert 0.0 <= runs.figures["demo_success"] <= 1.0
     # The reported demonstrator success is the share of successful episodes (first states).
     assert runs.figures["demo_success"] == pytest.approx(

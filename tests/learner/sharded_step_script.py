@@ -93,7 +93,7 @@ def _run_on(mesh, batch: dict) -> tuple[dict, dict[str, np.ndarray]]:
     from distrl_jax.learner import sharding
     from distrl_jax.learner import train_step as TS
 
-    cfg = LearnerConfig()
+    cfg = LearnerConfig(critic_warmup_steps=0)  # the policy moves from the first step
     tx = TS.make_optimizer(1e-3, 1.0)
     trainer = TS.ShardedTrainer.create(tiny(), lambda g: TS.rl_loss(g, cfg), tx, mesh, seed=0)
     losses, priorities = [], []

@@ -53,9 +53,9 @@ def make_harness(loss_factory, seed: int = 0, **create_kwargs) -> Harness:
     def counted(graphdef):
         inner = loss_factory(graphdef)
 
-        def loss(params, batch):
+        def loss(params, batch, step):
             traces[0] += 1  # Python runs only while jax traces the step
-            return inner(params, batch)
+            return inner(params, batch, step)
 
         return loss
 
@@ -69,7 +69,7 @@ def make_harness(loss_factory, seed: int = 0, **create_kwargs) -> Harness:
 @pytest.fixture(scope="module")
 def aride() -> Harness:
     """The A-RIDE trainer, compiled once for the whole module."""
-    cfg = LearnerConfig()
+    cfg = LearnerConfig(critic_warmup_steps=0)  # the policy moves from the first step
     return make_harness(lambda g: TS.rl_loss(g, cfg))
 
 
@@ -177,7 +177,7 @@ def test_put_batch_places_fields_with_the_step_dtypes(aride, batch):
 
 
 def test_digirl_algo_trains(batch):
-    cfg = LearnerConfig(algo="digirl")
+    cfg = LearnerConfig(algo="digirl", critic_warmup_steps=0)
     trainer = make_harness(lambda g: TS.rl_loss(g, cfg)).trainer
     metrics, priorities = run_steps(trainer, [batch] * 5)
     for m, p in zip(metrics, priorities, strict=True):
@@ -251,7 +251,7 @@ def test_resume_from_checkpoint_is_exact(aride, tmp_path):
         assert ckpt.save_train_state(trainer.state, {"run": "B"})
         assert ckpt.steps() == [2]
 
-        cfg = LearnerConfig()
+        cfg = LearnerConfig(critic_warmup_steps=0)  # the policy moves from the first step
         fresh = TS.ShardedTrainer.create(
             tiny(), lambda g: TS.rl_loss(g, cfg), TS.make_optimizer(LR, 1.0), trainer.mesh, seed=1
         )
@@ -279,3 +279,33 @@ def test_resume_from_checkpoint_is_exact(aride, tmp_path):
     assert a.keys() == b.keys()
     for k in a:  # params and both Adam moments
         np.testing.assert_allclose(b[k], a[k], rtol=1e-6, atol=1e-7, err_msg=k)
+
+
+def test_critic_warmup_freezes_the_policy_but_trains_the_critics(batch):
+    """Before ``critic_warmup_steps`` the gradient reaches the critics only; after, everything."""
+    from flax import nnx
+
+    from distrl_jax.models import policy as P
+
+    graphdef, params = nnx.split(P.init_model(tiny(), 0))
+    loss = TS.rl_loss(graphdef, dataclasses.replace(LearnerConfig(), critic_warmup_steps=3))
+    arrays = {k: jnp.asarray(v) for k, v in batch.items()}
+    grad = jax.jit(jax.grad(lambda p, s: loss(p, arrays, s)[0]))
+
+    def norms(step: int) -> dict[str, float]:
+        g = nnx.to_pure_dict(grad(params, jnp.int32(step)))
+        return {
+            "decoder": float(optax_norm(g["decoder"])),
+            "value_head": float(optax_norm(g["value_head"])),
+        }
+
+    during, after = norms(2), norms(3)
+    assert during["decoder"] == 0.0 and during["value_head"] > 0
+    assert after["decoder"] > 0 and after["value_head"] > 0
+    _, (metrics, _) = loss(params, arrays, jnp.int32(0))
+    assert float(metrics["policy_updates_on"]) == 0.0
+
+
+def optax_norm(tree) -> jax.Array:
+    """Global L2 norm of a pytree."""
+    return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))

@@ -38,6 +38,7 @@ SHRUNK = (
     "runtime.broadcast_every=2",
     "learner.steps=6",
     "device.count=2",
+    "checkpoint.init_from=",  # from scratch: the smoke preset's BC warm start is launch's job
 )
 
 

@@ -274,6 +274,11 @@ def test_launch_end_to_end(tmp_path, cache_dir):
         "--replay.min_size=4",
         "--learner.batch_size=4",
         "--runtime.broadcast_every=2",
+        # The smoke preset's BC warm start, shrunk: trained here once, then used as the start.
+        "--pretrain.steps=3",
+        "--pretrain.max_tasks=4",
+        "--pretrain.batch_size=8",
+        "--pretrain.augment_per_task=1",
         f"--run-dir={run_dir}",
     ]
     env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(cache_dir))
@@ -284,6 +289,10 @@ def test_launch_end_to_end(tmp_path, cache_dir):
     assert re.search(r"^final: success ", out, re.M), out[-4000:]
     assert re.search(r"success on general:val: start .* -> final ", out), out[-4000:]
     assert re.search(r"^trained 4 steps on \d+ trajectories", out, re.M), out[-4000:]
+    assert "no behaviour-cloning warm start yet" in out, out[-4000:]
+    warm = list((tmp_path / "warm-starts").glob("bc-tiny-*/checkpoints/0"))
+    assert len(warm) == 1, warm
+    assert re.search(r"learner: initialised from .*warm-starts.* \(bc\)", out), out[-4000:]
 
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) >= 1

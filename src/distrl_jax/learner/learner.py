@@ -114,6 +114,11 @@ class Learner:
             self.trainer.state = state
             log.warning("resumed from %s step %d", self.checkpoints.directory, self.version)
             return f"resumed at step {self.version}"
+        if self.cfg.checkpoint.init_from == "bc":
+            raise ConfigError(
+                "checkpoint.init_from=bc is resolved by launch (runtime.training.resolve_init); "
+                "give Learner a checkpoint path"
+            )
         if self.cfg.checkpoint.init_from:
             _, params, meta = load_policy_state(self.cfg.checkpoint.init_from, self.cfg.model)
             placed = jax.device_put(params, self.trainer.state_shardings.params)

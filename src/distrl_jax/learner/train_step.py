@@ -45,8 +45,10 @@ BATCH_FIELDS: tuple[str, ...] = (
     "is_weights",
 )
 
-# (params, batch) -> (loss, (metrics, priorities [B]))
-LossFn = Callable[[nnx.State, Mapping[str, jax.Array]], tuple[jax.Array, tuple[dict, jax.Array]]]
+# (params, batch, step) -> (loss, (metrics, priorities [B]))
+LossFn = Callable[
+    [nnx.State, Mapping[str, jax.Array], jax.Array], tuple[jax.Array, tuple[dict, jax.Array]]
+]
 
 
 class TrainState(NamedTuple):
@@ -66,13 +68,21 @@ def make_optimizer(
     return optax.chain(optax.clip_by_global_norm(grad_clip), optax.adam(schedule))
 
 
-def _loss_inputs(scores: scoring.TrajectoryScores, batch: Mapping[str, jax.Array]) -> tuple:
+def _loss_inputs(
+    scores: scoring.TrajectoryScores, batch: Mapping[str, jax.Array], policy_on: jax.Array
+) -> tuple:
     f32 = jnp.float32
+
+    def policy_grad(x: jax.Array) -> jax.Array:
+        # During the critic warm-up the policy terms are computed (for metrics and priorities)
+        # but pass no gradient: a fresh critic's advantages would only push the policy around.
+        return jnp.where(policy_on, x, jax.lax.stop_gradient(x)).astype(f32)
+
     return (
         scores.value_logits.astype(f32),
         scores.traj_value_logits.astype(f32),
-        scores.logp.astype(f32),
-        scores.entropy.astype(f32),
+        policy_grad(scores.logp),
+        policy_grad(scores.entropy),
         batch["rewards"],
         batch["penalties"],
         batch["dones"],
@@ -116,11 +126,13 @@ def rl_loss(graphdef: nnx.GraphDef, cfg: LearnerConfig) -> LossFn:
     else:
         raise ValueError(f"learner.algo={cfg.algo!r} is not allowed: aride or digirl")
 
-    def loss(params, batch):
+    def loss(params, batch, step):
         scores = scoring.score_trajectories(
             graphdef, params, batch["screens"], batch["context"], batch["actions"]
         )
-        value, metrics, priorities = batched(*_loss_inputs(scores, batch), **hyper)
+        policy_on = step >= cfg.critic_warmup_steps
+        value, metrics, priorities = batched(*_loss_inputs(scores, batch, policy_on), **hyper)
+        metrics["policy_updates_on"] = policy_on.astype(jnp.float32)
         return value, (metrics, priorities)
 
     return loss
@@ -138,7 +150,8 @@ def bc_loss(graphdef: nnx.GraphDef, critic_coef: float) -> LossFn:
     states), a warm start that RL then corrects. "Priorities" are the per-state NLL (for logs).
     """
 
-    def loss(params, batch):
+    def loss(params, batch, step):
+        del step  # behaviour cloning has no schedule inside the loss
         scores = scoring.score_states(
             graphdef, params, batch["screens"], batch["context"], batch["actions"]
         )
@@ -179,7 +192,9 @@ def train_step(
     batch: Mapping[str, jax.Array],
 ) -> tuple[TrainState, dict[str, jax.Array], jax.Array]:
     """One optimizer step (pure; jit it with ``tx`` and ``loss`` bound)."""
-    (_, (metrics, priorities)), grads = jax.value_and_grad(loss, has_aux=True)(state.params, batch)
+    (_, (metrics, priorities)), grads = jax.value_and_grad(loss, has_aux=True)(
+        state.params, batch, state.step
+    )
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = dict(metrics, grad_norm=optax.tree.norm(grads))
