@@ -83,9 +83,9 @@ def print_help(cfg: Config) -> None:
         print(f"  --{name:<{width}} = {value:<14} {help_text}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the process exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+def prepare(argv: Sequence[str]) -> tuple[argparse.Namespace, Config, str] | int:
+    """Parse, print help, set up logging and pick the platform: ``(ns, cfg, platform)``, or the
+    exit code to return at once (0 after --help, 2 for a bad config, 3 for a missing device)."""
     try:
         ns, cfg = parse_args(argv)
     except ConfigError as e:
@@ -97,14 +97,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=ns.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-
     from distrl_jax.accel import AcceleratorUnavailable, select_platform
 
     try:
-        platform = select_platform(cfg.accel)
+        return ns, cfg, select_platform(cfg.accel)
     except AcceleratorUnavailable as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    prepared = prepare(argv)
+    if isinstance(prepared, int):
+        return prepared
+    ns, cfg, platform = prepared
 
     if ns.role == "actor":
         if not ns.learner:

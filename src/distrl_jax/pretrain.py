@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from distrl_jax.actor.rollout import BatchActFn, VectorRollout
-from distrl_jax.config import Config, ConfigError
+from distrl_jax.config import Config
 from distrl_jax.core import Observation, PolicyOutput
 from distrl_jax.devices.simphone.expert import ScriptedExpert
 from distrl_jax.devices.task_env import TaskEnv
@@ -239,26 +239,13 @@ def run(cfg: Config, run_dir: pathlib.Path, *, progress: bool = True) -> dict[st
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: the same flags and ``--section.field=value`` overrides as ``launch``."""
-    from distrl_jax.launch import parse_args, print_help
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        ns, cfg = parse_args(argv)
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
-    if ns.help:
-        print_help(cfg)
-        return 0
-    logging.basicConfig(level=ns.log_level.upper())
-    from distrl_jax.accel import AcceleratorUnavailable, select_platform
+    from distrl_jax.launch import prepare
     from distrl_jax.run_folder import create_run_folder
 
-    try:
-        platform = select_platform(cfg.accel)
-    except AcceleratorUnavailable as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 3
+    prepared = prepare(list(sys.argv[1:] if argv is None else argv))
+    if isinstance(prepared, int):
+        return prepared
+    _, cfg, platform = prepared
     if cfg.pretrain.demos and not pathlib.Path(cfg.pretrain.demos).is_file():
         print(f"error: pretrain.demos={cfg.pretrain.demos!r} is not a file", file=sys.stderr)
         return 2

@@ -39,12 +39,26 @@ def test_variants_keep_the_intent_and_carry_the_new_name(train_tasks) -> None:
         assert v.horizon == task.horizon and v.suite == task.suite
 
 
-def test_apps_and_sites_are_never_replaced(train_tasks) -> None:
+def test_apps_are_never_replaced(train_tasks) -> None:
     rng = random.Random(2)
     for task in train_tasks:
         for v in variants(task, 2, rng):
             assert v.goal.get("app") == task.goal.get("app")
-            assert v.goal.get("site") == task.goal.get("site")
+
+
+def test_webshop_variants_vary_sites_and_quoted_queries() -> None:
+    tasks = load_tasks("webshop", split="train")
+    task = next(t for t in tasks if t.text == 'Go to bestbuy.com, search for "logitech g910"')
+    out = variants(task, 8, random.Random(3))
+    assert len(out) == 8
+    sites = {v.goal.get("site") for v in out}
+    queries = {v.goal.get("query") for v in out}
+    assert len(sites) > 1 and len(queries) > 1  # both kinds of value were replaced
+    for v in out:
+        assert v.goal == parse(v.text) and v.goal.intent == task.goal.intent
+        assert v.goal.get("site").endswith(".com")
+        # Exactly one value changed per variant.
+        assert (v.goal.get("site") == "bestbuy.com") != (v.goal.get("query") == "logitech g910")
 
 
 def test_augment_keeps_the_originals_first_and_never_leaks_validation_values(train_tasks) -> None:

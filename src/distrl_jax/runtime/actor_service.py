@@ -131,8 +131,11 @@ class ActorService:
         quota = self.cfg.runtime.sync_round
         while not self._done(max_episodes):
             version = self.policy.version
-            for result in rollout.run([next(tasks) for _ in range(quota)]):
-                self._send(result)
+            sent = 0
+            while sent < quota and not self._stop.is_set():  # infra failures send nothing
+                for result in rollout.run([next(tasks) for _ in range(quota - sent)]):
+                    self._send(result)
+                    sent += result.trajectory is not None
             self.sender.flush(timeout_s=10.0)
             while not self._stop.is_set():  # the barrier: the learner trains, then broadcasts
                 if self.subscriber.wait_for(version + 1, timeout_s=0.5) is not None:

@@ -153,24 +153,18 @@ class LearnerService:
         while not self.learner.stopping and (lc.steps == 0 or self.learner.version < lc.steps):
             if not self._wait_for_data(deadline):
                 break
-            if rt.mode == "sync":  # one round: train on it, then broadcast
+            if rt.mode == "sync":  # one round: train on it, then broadcast (releases actors)
                 with self._lock:
                     self._fresh = 0
                 for _ in range(rt.sync_steps):
                     last = self._one_step(t0)
-                last["time_broadcast_s"] = self.broadcast()
+                    self._periodic()
+                self.writer.write(self.learner.version, {"time_broadcast_s": self.broadcast()})
                 continue
             last = self._one_step(t0)
             if self.learner.version % rt.broadcast_every == 0:
                 self.writer.write(self.learner.version, {"time_broadcast_s": self.broadcast()})
-            every = self.cfg.eval.every_steps
-            if every and self.learner.version % every == 0:
-                self.periodic_eval()
-            t_ck = time.perf_counter()
-            if self.learner.maybe_checkpoint() is not None:
-                self.writer.write(
-                    self.learner.version, {"time_checkpoint_s": time.perf_counter() - t_ck}
-                )
+            self._periodic()
         self.learner.maybe_checkpoint(force=True)
         self.learner.checkpoints.wait()
         return last
@@ -202,6 +196,17 @@ class LearnerService:
         metrics.update(self.extra_metrics())
         self.writer.write(self.learner.version, metrics)
         return metrics
+
+    def _periodic(self) -> None:
+        """Evaluation and checkpoints on their step cadences (both modes)."""
+        every = self.cfg.eval.every_steps
+        if every and self.learner.version % every == 0:
+            self.periodic_eval()
+        t_ck = time.perf_counter()
+        if self.learner.maybe_checkpoint() is not None:
+            self.writer.write(
+                self.learner.version, {"time_checkpoint_s": time.perf_counter() - t_ck}
+            )
 
     def periodic_eval(self) -> float:
         """Greedy evaluation of the current parameters (``eval/step-N.md``); returns success.

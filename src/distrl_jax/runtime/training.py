@@ -59,6 +59,7 @@ class ActorSupervisor:
         ]
         self.env = dict(os.environ, JAX_PLATFORMS="cpu")
         self.procs: dict[int, subprocess.Popen] = {}
+        self._started: dict[int, float] = {}
         self.restarts = 0
         self._backoff = dict.fromkeys(range(cfg.runtime.num_actors), 1.0)
         self._stop = threading.Event()
@@ -68,6 +69,7 @@ class ActorSupervisor:
         self._thread.start()
 
     def _start(self, i: int) -> None:
+        self._started[i] = time.monotonic()
         self.procs[i] = subprocess.Popen([*self.cmd, f"--actor-id={i}"], env=self.env)
 
     def _watch(self) -> None:
@@ -78,13 +80,16 @@ class ActorSupervisor:
                     continue
                 now = time.monotonic()
                 if i not in next_try:
+                    if now - self._started.get(i, now) > 60.0:
+                        self._backoff[i] = 1.0  # it ran fine for a while: start over
                     delay = self._backoff[i]
                     self._backoff[i] = min(delay * 2, 60.0)
                     next_try[i] = now + delay
                     log.warning(
                         "actor %d exited with %s; restarting in %.0f s", i, proc.returncode, delay
                     )
-                elif now >= next_try.pop(i):
+                elif now >= next_try[i]:
+                    del next_try[i]
                     self.restarts += 1
                     self._start(i)
 
