@@ -152,7 +152,9 @@ def train_bc(cfg: Config, demos: DemoStates, run_dir: pathlib.Path, *, progress:
         fields=BC_FIELDS,
     )
     rng = np.random.default_rng(cfg.seed)
-    writer = run_writer(run_dir, console_keys=())
+    # A terminal shows the progress bar; a log file gets plain lines instead.
+    plain = () if sys.stdout.isatty() else ("bc/nll", "bc/action_accuracy", "bc/states_per_s")
+    writer = run_writer(run_dir, console_keys=plain, console_every_s=15.0)
     sums: dict[str, float] = {}
     t0 = time.perf_counter()
     columns = (
