@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import pathlib
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator
 
 import numpy as np
 
@@ -66,6 +68,20 @@ def compile_cache(directory: str | pathlib.Path) -> Iterator[None]:
     finally:
         cc.set_cache_dir(before)
         cc.reset_cache()
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll ``predicate`` until true; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def live_threads(names: Collection[str]) -> list[str]:
+    """Names of the threads called one of ``names`` that are still alive."""
+    return [t.name for t in threading.enumerate() if t.name in names and t.is_alive()]
 
 
 def synthetic_trajectory(

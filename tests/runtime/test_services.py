@@ -14,15 +14,13 @@ import re
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
 
 import jax
 import numpy as np
 import pytest
 import zmq
 from flax import nnx
-from learner_script import compile_cache, shrunk_config, synthetic_trajectory
+from learner_script import live_threads, shrunk_config, synthetic_trajectory, wait_until
 
 from distrl_jax.checkpoint.manager import Checkpointer
 from distrl_jax.checkpoint.policy_loader import load_policy_state
@@ -44,28 +42,6 @@ SERVICE_THREADS = {
     "param-subscriber",
     "heartbeat",
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.Path]:
-    """A persistent compilation cache for this module (and the subprocess it starts)."""
-    path = tmp_path_factory.mktemp("xla-cache")
-    with compile_cache(path):
-        yield path
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Poll ``predicate`` until true; fail naming ``what`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.02)
-
-
-def live_service_threads() -> list[str]:
-    """Names of our service threads still alive."""
-    return [t.name for t in threading.enumerate() if t.name in SERVICE_THREADS and t.is_alive()]
 
 
 def assert_params_equal(a, b) -> None:
@@ -115,7 +91,7 @@ def test_ingest_counts_rejects_and_keeps_going(tmp_path):
     finally:
         raw.close()
         service.close()
-    assert live_service_threads() == []
+    assert live_threads(SERVICE_THREADS) == []
 
 
 @pytest.mark.timeout(180)
@@ -162,7 +138,7 @@ def test_run_trains_and_broadcasts_loadable_versions(tmp_path):
             if part is not None:
                 part.close()
         service.close()
-    assert live_service_threads() == []
+    assert live_threads(SERVICE_THREADS) == []
 
 
 def test_flat_params_round_trip_into_a_policy():
@@ -240,7 +216,7 @@ def test_actor_service_follows_a_running_learner(tmp_path):
             actor.close()
         service.stop()
         service.close()
-    assert live_service_threads() == []
+    assert live_threads(SERVICE_THREADS) == []
 
 
 def _processes_with(needle: str) -> list[int]:

@@ -20,10 +20,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
 
 import pytest
-from learner_script import compile_cache, shrunk_config
+from learner_script import live_threads, shrunk_config, wait_until
 
 from distrl_jax.metrics.writers import MetricsWriter
 from distrl_jax.runtime.actor_service import ActorService
@@ -41,28 +40,6 @@ OUR_THREADS = {
     "learner-run",
     "actor-supervisor",
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.Path]:
-    """A persistent compilation cache for this module (reruns load compiled steps)."""
-    path = tmp_path_factory.mktemp("xla-cache")
-    with compile_cache(path):
-        yield path
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Poll ``predicate`` until true; fail naming ``what`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.02)
-
-
-def live_threads() -> list[str]:
-    """Names of our threads still alive."""
-    return [t.name for t in threading.enumerate() if t.name in OUR_THREADS and t.is_alive()]
 
 
 # ---------------------------------------------------------------------------- sync mode
@@ -167,7 +144,7 @@ def test_sync_mode_rounds_barrier_and_versions(tmp_path):
         service.stop()
         service.close()
     assert out.get("episodes") == 9, out
-    assert live_threads() == []
+    assert live_threads(OUR_THREADS) == []
 
 
 # ---------------------------------------------------------------------------- supervision
@@ -239,7 +216,7 @@ def test_supervisor_restarts_a_dying_actor_with_growing_backoff(tmp_path, caplog
     assert not sup._thread.is_alive()
     time.sleep(1.6)  # past the next restart a live watcher would make
     assert len(sup.starts) == starts_at_stop
-    assert "actor-supervisor" not in live_threads()
+    assert "actor-supervisor" not in live_threads(OUR_THREADS)
 
 
 @pytest.mark.timeout(60)
@@ -263,7 +240,7 @@ def test_supervisor_stop_terminates_a_live_actor(tmp_path):
     assert proc.returncode == -signal.SIGTERM
     assert took < 5.0, took
     assert sup.alive() == 0 and sup.restarts == 0
-    assert "actor-supervisor" not in live_threads()
+    assert "actor-supervisor" not in live_threads(OUR_THREADS)
 
 
 @pytest.mark.timeout(60)

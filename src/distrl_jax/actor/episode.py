@@ -1,18 +1,19 @@
 """Running one episode of a task on a TaskEnv with some way of choosing actions.
 
-Used by evaluation (greedy policy, scripted expert, random baseline) and, with trajectory
-recording, by the actors. A device fault (``InfrastructureError``) restarts the device and
+Used by the baseline evaluation (scripted expert, random policy); many environments at once, and
+trajectory recording for the actors, are :mod:`distrl_jax.actor.rollout`'s. A device fault (``InfrastructureError``) restarts the device and
 retries the episode from scratch, up to ``retries`` times; an episode that still fails is an
 infrastructure failure, reported as such and never as a policy failure with zero reward.
 """
 
 from __future__ import annotations
 
-import logging
 import random
 from collections.abc import Callable
 
-from distrl_jax.core import InfrastructureError, Observation
+import numpy as np
+
+from distrl_jax.core import Observation, PolicyOutput
 from distrl_jax.devices.actions import (
     BACK,
     COMPLETE,
@@ -27,33 +28,27 @@ from distrl_jax.devices.task_env import TaskEnv
 from distrl_jax.metrics.eval_table import EpisodeRecord
 from distrl_jax.tasks.goals import Task
 
-log = logging.getLogger(__name__)
-
 ActFn = Callable[[TaskEnv, Observation], Action]
 
 
 def run_episode(env: TaskEnv, task: Task, act: ActFn, *, retries: int = 2) -> EpisodeRecord:
-    """Play ``task`` to the end; returns its record (``infra_failure`` when retries ran out)."""
-    last_error = ""
-    for attempt in range(retries + 1):
-        try:
-            obs = env.reset(task)
-            invalid = 0
-            while True:
-                obs, info = env.step(act(env, obs))
-                invalid += int(info.invalid)
-                if info.done:
-                    return EpisodeRecord(task.text, info.success, env.t, invalid)
-        except InfrastructureError as e:
-            last_error = f"{type(e).__name__}: {e}"
-            log.warning(
-                "episode %r attempt %d failed: %s; restarting device", task.text, attempt, e
-            )
-            try:
-                env.device.restart()
-            except InfrastructureError as e2:
-                last_error += f"; restart failed: {e2}"
-    return EpisodeRecord(task.text, False, 0, 0, infra_failure=True, reason=last_error)
+    """Play ``task`` to the end; returns its record (``infra_failure`` when retries ran out).
+
+    One environment's case of :class:`~distrl_jax.actor.rollout.VectorRollout`, which owns the
+    restart-and-retry logic."""
+    from distrl_jax.actor.rollout import VectorRollout
+
+    def batch_act(envs, observations):
+        return [
+            PolicyOutput(act(e, o), _NO_TOKENS, 0.0)
+            for e, o in zip(envs, observations, strict=True)
+        ]
+
+    (result,) = VectorRollout([env], batch_act, retries=retries).run([task])
+    return result.record
+
+
+_NO_TOKENS = np.zeros(0, np.int32)  # scripted actions have no model tokens
 
 
 class RandomPolicy:
