@@ -18,8 +18,10 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import itertools
+import threading
 import time
 import zlib
+from typing import Any
 
 import numpy as np
 
@@ -74,11 +76,20 @@ except ImportError:  # pragma: no cover - until render.py exists: boxes and labe
 _CACHE_LIMIT = 2048
 
 
-def _make_room(cache: dict) -> None:
-    """Drop the older half of a full cache (dicts keep insertion order: a cheap LRU stand-in)."""
-    if len(cache) >= _CACHE_LIMIT:
-        for key in list(itertools.islice(cache, _CACHE_LIMIT // 2)):
-            del cache[key]
+# Phones step in threads (VectorRollout's pool, the ADB test server): evicting while another
+# thread inserts raised "dictionary changed size during iteration" without this lock.
+_CACHE_LOCK = threading.Lock()
+
+
+def _cache_put(cache: dict, key: tuple, value: Any) -> Any:
+    """Insert under the lock, first dropping the older half of a full cache (dicts keep
+    insertion order: a cheap LRU stand-in); returns ``value``."""
+    with _CACHE_LOCK:
+        if len(cache) >= _CACHE_LIMIT:
+            for old in list(itertools.islice(cache, _CACHE_LIMIT // 2)):
+                del cache[old]
+        cache[key] = value
+    return value
 
 
 _SCREENS: dict[tuple, tuple[Screen, int]] = {}
@@ -182,10 +193,9 @@ class SimPhone(Device):
         key = (self._require_state().screen_key(), self.size)
         img = _PIXELS.get(key)
         if img is None:
-            _make_room(_PIXELS)
             img = np.asarray(render_screen(self.screen(), self.size), dtype=np.uint8)
             img.flags.writeable = False
-            _PIXELS[key] = img
+            _cache_put(_PIXELS, key, img)
         return img
 
     def screen(self) -> Screen:
@@ -220,8 +230,7 @@ class SimPhone(Device):
         key = s.screen_key()
         hit = _SCREENS.get(key)
         if hit is None:
-            _make_room(_SCREENS)
-            hit = _SCREENS[key] = nav.build_screen(s)
+            hit = _cache_put(_SCREENS, key, nav.build_screen(s))
         return hit
 
     def _raise_if_broken(self) -> None:
