@@ -8,7 +8,7 @@ import time
 import pytest
 import zmq
 
-from distrl_jax.transport.control import ControlClient, ControlServer
+from distrl_jax.transport.control import MAX_STATS, ControlClient, ControlServer, clean_stats
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -125,3 +125,34 @@ def test_no_reply_is_a_timeout() -> None:
             client.register(timeout_s=0.2)
     finally:
         sock.close(linger=0)
+
+
+@pytest.mark.timeout(30)
+def test_heartbeats_carry_cleaned_actor_stats() -> None:
+    """An actor's stats travel with its heartbeats; the server keeps only finite numbers under
+    short string keys (junk from a confused actor never reaches the learner's metrics)."""
+    figures = {"time_inference_s": 1.5, "episodes": 3}
+    with (
+        ControlServer() as server,
+        ControlClient(server.endpoint, "actor-7", stats=lambda: figures) as client,
+    ):
+        client.register(timeout_s=5.0)
+        client.heartbeat()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not server.actors()[0].stats:
+            time.sleep(0.02)
+        assert server.actors()[0].stats == {"time_inference_s": 1.5, "episodes": 3.0}
+        figures.update({"bad": float("nan"), "x" * 100: 1.0, "text": "no", "episodes": 4})
+        client.heartbeat()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and server.actors()[0].stats.get("episodes") != 4:
+            time.sleep(0.02)
+        assert server.actors()[0].stats == {"time_inference_s": 1.5, "episodes": 4.0}
+
+
+def test_clean_stats_caps_and_filters() -> None:
+    """At most MAX_STATS entries; booleans, strings, NaN and non-dicts are dropped."""
+    assert clean_stats("not a dict") == {}
+    assert clean_stats({"a": True, "b": "1", "c": float("inf"), "d": 2}) == {"d": 2.0}
+    many = {f"k{i}": i for i in range(MAX_STATS + 10)}
+    assert len(clean_stats(many)) == MAX_STATS

@@ -147,5 +147,7 @@ def test_bad_arguments_are_refused() -> None:
         TrajectorySender("tcp://127.0.0.1:1", "a", overflow="lifo")
     with pytest.raises(ValueError, match="rcvhwm=0"):
         TrajectoryReceiver(rcvhwm=0)
+    with pytest.raises(ValueError, match="refusing to bind"):
+        TrajectoryReceiver("tcp://no-such-host.invalid:0")  # no keys: the bind policy refuses
     with pytest.raises(ValueError, match="cannot bind"):
-        TrajectoryReceiver("tcp://no-such-host.invalid:0")
+        TrajectoryReceiver("tcp://no-such-host.invalid:0", insecure=True)

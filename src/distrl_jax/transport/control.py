@@ -11,26 +11,43 @@ Every reply carries the latest policy version, so actors learn of new versions f
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import socket as _socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import zmq
 
+from distrl_jax.transport.security import SocketSecurity, bind_secured, connect_secured
 from distrl_jax.transport.wire import (
     Message,
     RejectCounter,
     WireLimits,
-    bind_socket,
     encode,
     limit_inbound_size,
     try_decode,
 )
 
-CONTROL_LIMITS = WireLimits(max_header_bytes=8 * 1024, max_arrays=1, max_total_bytes=1024)
+MAX_STATS = 32  # numbers per heartbeat, sent as meta items "stat/<name>" (meta holds scalars)
+STAT_PREFIX = "stat/"
+CONTROL_LIMITS = WireLimits(
+    max_header_bytes=8 * 1024, max_arrays=1, max_total_bytes=1024, max_meta_items=MAX_STATS + 8
+)
+
+
+def clean_stats(raw: Any) -> dict[str, float]:
+    """The finite numbers among ``raw``'s items (short string keys, at most MAX_STATS); anything
+    else is dropped, so a confused or hostile actor cannot put junk into the learner's metrics."""
+    if not isinstance(raw, dict):
+        return {}
+    out: dict[str, float] = {}
+    for k, v in list(raw.items())[:MAX_STATS]:
+        if isinstance(k, str) and len(k) <= 64 and type(v) in (int, float) and math.isfinite(v):
+            out[k] = float(v)
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,12 +61,15 @@ class ActorRecord:
     registered_at: float
     last_seen: float
     alive: bool
+    stats: dict[str, float] = dataclasses.field(default_factory=dict)  # the last heartbeat's
 
 
 class ControlServer:
     """Learner side: registers actors, tracks heartbeats, answers ``latest?``.
 
     ``clock`` (default ``time.monotonic``) is injectable so liveness can be tested exactly.
+    ``security`` makes the ROUTER a CURVE server (see :mod:`distrl_jax.transport.security`);
+    a non-loopback ``endpoint`` needs it, or ``insecure=True``.
     """
 
     def __init__(
@@ -60,6 +80,8 @@ class ControlServer:
         max_actors: int = 4096,
         clock: Callable[[], float] = time.monotonic,
         context: zmq.Context | None = None,
+        security: SocketSecurity | None = None,
+        insecure: bool = False,
     ):
         if heartbeat_timeout_s <= 0:
             raise ValueError(f"heartbeat_timeout_s={heartbeat_timeout_s} must be > 0")
@@ -74,7 +96,9 @@ class ControlServer:
         self._router = (context or zmq.Context.instance()).socket(zmq.ROUTER)
         self._router.setsockopt(zmq.LINGER, 0)
         limit_inbound_size(self._router, CONTROL_LIMITS)
-        self.endpoint = bind_socket(self._router, endpoint)
+        self.endpoint, self._auth = bind_secured(
+            self._router, endpoint, security, insecure=insecure
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="control-server", daemon=True)
         self._thread.start()
@@ -96,7 +120,10 @@ class ControlServer:
         with self._lock:
             records = list(self._actors.values())
         return [
-            ActorRecord(**r, alive=now - r["last_seen"] <= self.heartbeat_timeout_s)
+            ActorRecord(
+                **{**r, "stats": dict(r["stats"])},
+                alive=now - r["last_seen"] <= self.heartbeat_timeout_s,
+            )
             for r in records
         ]
 
@@ -146,6 +173,11 @@ class ControlServer:
             elif record is None:
                 return "ack", {"registered": False, "latest_version": latest["version"]}
             record["last_seen"] = now
+            if message.kind == "heartbeat":
+                n = len(STAT_PREFIX)
+                stats = {k[n:]: v for k, v in message.meta.items() if k.startswith(STAT_PREFIX)}
+                if stats:
+                    record["stats"] = clean_stats(stats)
         return "ack", {"registered": True, "latest_version": latest["version"]}
 
     def _register(self, message: Message, now: float) -> dict[str, Any] | None:
@@ -164,6 +196,7 @@ class ControlServer:
             "devices": str(meta.get("devices", "")),
             "registered_at": now,
             "last_seen": now,
+            "stats": {},
         }
         self._actors[message.sender] = record
         return record
@@ -172,6 +205,8 @@ class ControlServer:
         """Stop the thread and close the socket (linger 0)."""
         self._stop.set()
         self._thread.join(timeout=5.0)
+        if self._auth is not None:
+            self._auth.release()
 
     def __enter__(self) -> ControlServer:
         return self
@@ -194,13 +229,16 @@ class ControlClient:
         *,
         devices: str = "",
         heartbeat_interval_s: float = 1.0,
+        stats: Callable[[], Mapping[str, float]] | None = None,
         context: zmq.Context | None = None,
+        security: SocketSecurity | None = None,
     ):
         if not actor_id:
             raise ValueError("actor_id must be a non-empty string")
         self.actor_id = actor_id
         self._hello_meta = {"host": _socket.gethostname(), "pid": os.getpid(), "devices": devices}
         self._interval = heartbeat_interval_s
+        self._stats = stats  # numbers sent with each heartbeat (stage timers, counters)
         self._lock = threading.Lock()
         self._seq = 0
         self.registered = False
@@ -210,7 +248,7 @@ class ControlClient:
         self._dealer.setsockopt(zmq.LINGER, 0)
         self._dealer.setsockopt(zmq.SNDHWM, 16)
         limit_inbound_size(self._dealer, CONTROL_LIMITS)
-        self._dealer.connect(endpoint)
+        connect_secured(self._dealer, endpoint, security)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -267,8 +305,12 @@ class ControlClient:
 
     def heartbeat(self) -> None:
         """Send one heartbeat and absorb any replies that have arrived (never blocks)."""
+        meta = None
+        if self._stats is not None:
+            stats = clean_stats(dict(self._stats()))
+            meta = {STAT_PREFIX + k: v for k, v in stats.items()}
         with self._lock:
-            self._send("heartbeat")
+            self._send("heartbeat", meta)
             while self._recv(0) is not None:
                 pass
 

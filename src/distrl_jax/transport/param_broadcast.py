@@ -38,12 +38,12 @@ from distrl_jax.transport.param_chunks import (
     encode_inline,
     plan_chunks,
 )
+from distrl_jax.transport.security import SocketSecurity, bind_secured, connect_secured
 from distrl_jax.transport.wire import (
     Message,
     Reason,
     RejectCounter,
     WireError,
-    bind_socket,
     encode,
     limit_inbound_size,
     try_decode,
@@ -71,6 +71,8 @@ class ParamPublisher:
     Binds a PUB socket (``.endpoint``) and a ROUTER for ``latest?`` requests
     (``.latest_endpoint``), served by a small thread. Inline arrays are sent zero-copy and kept
     for late joiners: do not modify them after publishing (publish fresh arrays each version).
+    ``security`` makes both sockets CURVE servers (a non-loopback bind needs it, or
+    ``insecure=True``).
     """
 
     def __init__(
@@ -82,6 +84,8 @@ class ParamPublisher:
         sndhwm: int = 1000,
         sender_id: str = "learner",
         context: zmq.Context | None = None,
+        security: SocketSecurity | None = None,
+        insecure: bool = False,
     ):
         if not 0 < chunk_bytes <= BROADCAST_LIMITS.max_total_bytes:
             raise ValueError(
@@ -99,8 +103,11 @@ class ParamPublisher:
             sock.setsockopt(zmq.SNDHWM, sndhwm)
             sock.setsockopt(zmq.LINGER, 0)
         limit_inbound_size(self._router, BROADCAST_LIMITS)
-        self.endpoint = bind_socket(self._pub, endpoint)
-        self.latest_endpoint = bind_socket(self._router, latest_endpoint)
+        self.endpoint, pub_auth = bind_secured(self._pub, endpoint, security, insecure=insecure)
+        self.latest_endpoint, router_auth = bind_secured(
+            self._router, latest_endpoint, security, insecure=insecure
+        )
+        self._auths = [lease for lease in (pub_auth, router_auth) if lease is not None]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve_latest, name="param-latest", daemon=True)
         self._thread.start()
@@ -155,6 +162,8 @@ class ParamPublisher:
         self._thread.join(timeout=5.0)
         with self._lock:
             self._pub.close(linger=0)
+        for lease in self._auths:
+            lease.release()
 
     def __enter__(self) -> ParamPublisher:
         return self
@@ -182,6 +191,7 @@ class ParamSubscriber:
         rcvhwm: int = 256,
         resync_after_s: float = 1.0,
         context: zmq.Context | None = None,
+        security: SocketSecurity | None = None,
     ):
         ctx = context or zmq.Context.instance()
         self._id = subscriber_id
@@ -202,8 +212,8 @@ class ParamSubscriber:
         for sock in (self._sub, self._dealer):
             sock.setsockopt(zmq.LINGER, 0)
             limit_inbound_size(sock, BROADCAST_LIMITS)
-        self._sub.connect(endpoint)
-        self._dealer.connect(latest_endpoint)
+        connect_secured(self._sub, endpoint, security)
+        connect_secured(self._dealer, latest_endpoint, security)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="param-subscriber", daemon=True)
         self._thread.start()

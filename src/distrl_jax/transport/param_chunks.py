@@ -28,6 +28,10 @@ from distrl_jax.transport.wire import (
 
 DEFAULT_CHUNK_BYTES = 4 * 2**20
 MAX_PIECES_PER_CHUNK = 512  # bounds the header of a chunk made of many small parameters
+# Bounds the plan a subscriber computes from an announcement (and its set of missing chunks):
+# 16 GiB in the default 4 MiB chunks is 4096; a forged "1-byte chunks" announcement must not
+# make the subscriber loop a billion times before it can notice the count is absurd.
+MAX_CHUNKS = 2**18
 # Every message on this channel: a manifest or up to 64 MiB of pieces named by parameter index.
 BROADCAST_LIMITS = WireLimits(
     max_header_bytes=64 * 1024, max_arrays=MAX_PIECES_PER_CHUNK, max_total_bytes=64 * 2**20
@@ -86,6 +90,10 @@ def encode_inline(
         specs.append(spec)
         views.append(_byte_view(arr))
     plan = plan_chunks([v.nbytes for v in views], chunk_bytes, MAX_PIECES_PER_CHUNK)
+    if len(plan) > MAX_CHUNKS:
+        raise ValueError(
+            f"{len(plan)} chunks > {MAX_CHUNKS}: raise chunk_bytes (now {chunk_bytes})"
+        )
     manifest = np.frombuffer(json.dumps(specs, separators=(",", ":")).encode(), np.uint8)
     common = {"sender": sender, "policy_version": version}
     meta = {"mode": "inline", "step": step, "chunks": len(plan), "chunk_bytes": chunk_bytes}
@@ -130,6 +138,14 @@ class ChunkAssembly:
         if total > max_model_bytes or len({p[0] for p in parsed}) != len(parsed):
             raise WireError(
                 Reason.OVERSIZED, f"{total} parameter bytes (max {max_model_bytes}) or dup names"
+            )
+        # The plan has at least ceil(total / chunk_bytes) chunks: check the announced count
+        # against that, and against MAX_CHUNKS, before spending time on the plan itself.
+        if not 0 <= chunks <= MAX_CHUNKS or -(-total // chunk_bytes) > chunks:
+            raise WireError(
+                Reason.BAD_PAYLOAD,
+                f"{chunks} chunks announced for {total} bytes in chunks of {chunk_bytes} "
+                f"(at most {MAX_CHUNKS})",
             )
         self.plan = plan_chunks([p[3] for p in parsed], chunk_bytes, MAX_PIECES_PER_CHUNK)
         if len(self.plan) != chunks:

@@ -23,12 +23,12 @@ from typing import Any
 
 import zmq
 
+from distrl_jax.transport.security import SocketSecurity, bind_secured, connect_secured
 from distrl_jax.transport.wire import (
     DEFAULT_LIMITS,
     RejectCounter,
     WireError,
     WireLimits,
-    bind_socket,
     decode_trajectory,
     encode_trajectory,
     limit_inbound_size,
@@ -58,6 +58,7 @@ class TrajectorySender:
         block_timeout_s: float | None = None,
         limits: WireLimits = DEFAULT_LIMITS,
         context: zmq.Context | None = None,
+        security: SocketSecurity | None = None,
     ):
         if overflow not in OVERFLOW_POLICIES:
             raise ValueError(f"overflow={overflow!r}; allowed: {OVERFLOW_POLICIES}")
@@ -76,7 +77,7 @@ class TrajectorySender:
         self._socket = (context or zmq.Context.instance()).socket(zmq.PUSH)
         self._socket.setsockopt(zmq.SNDHWM, sndhwm)
         self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.connect(endpoint)
+        connect_secured(self._socket, endpoint, security)
 
     @property
     def pending(self) -> int:
@@ -189,6 +190,7 @@ class TrajectoryReceiver:
     thread hand-off per message (measured as a large share of the cost of a small trajectory)
     and keeps the GIL away from the learner between calls. Use one receiver from one thread
     (e.g. the learner's ingest thread). Rejected messages are counted by reason in ``.rejects``.
+    ``security`` makes it a CURVE server (a non-loopback bind needs it, or ``insecure=True``).
     """
 
     def __init__(
@@ -199,6 +201,8 @@ class TrajectoryReceiver:
         limits: WireLimits = DEFAULT_LIMITS,
         max_senders: int = 4096,
         context: zmq.Context | None = None,
+        security: SocketSecurity | None = None,
+        insecure: bool = False,
     ):
         if rcvhwm < 1:
             raise ValueError(f"rcvhwm={rcvhwm} must be >= 1")
@@ -210,7 +214,9 @@ class TrajectoryReceiver:
         self._socket.setsockopt(zmq.RCVHWM, rcvhwm)
         self._socket.setsockopt(zmq.LINGER, 0)
         limit_inbound_size(self._socket, limits)
-        self.endpoint = bind_socket(self._socket, endpoint)
+        self.endpoint, self._auth = bind_secured(
+            self._socket, endpoint, security, insecure=insecure
+        )
 
     def _check(self, frames: list[Any]) -> Trajectory | None:
         message = try_decode(frames, self._limits, ("trajectory",), self.rejects)
@@ -270,6 +276,9 @@ class TrajectoryReceiver:
     def close(self) -> None:
         """Close the socket at once (linger 0); whatever it had buffered is dropped."""
         self._socket.close(linger=0)
+        if self._auth is not None:
+            self._auth.release()
+            self._auth = None
 
     def __enter__(self) -> TrajectoryReceiver:
         return self

@@ -19,143 +19,54 @@ which a receiver counts in a :class:`RejectCounter` before it carries on.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
-import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import zmq
 
+from distrl_jax.transport.wire_limits import (
+    ALLOWED_DTYPES,
+    DEFAULT_LIMITS,
+    DTYPE_NAMES,
+    HEADER_KEYS,
+    KINDS,
+    MAGIC,
+    SCALAR_TYPES,
+    SCHEMA_VERSION,
+    Message,
+    Reason,
+    RejectCounter,
+    Scalar,
+    WireError,
+    WireLimits,
+)
 from distrl_jax.types import TRAJECTORY_ARRAYS, Trajectory
 
-MAGIC = "distrl"
-SCHEMA_VERSION = 1
-
-# Every kind a peer may send; a receiver additionally checks the kinds it expects.
-KINDS = frozenset(
-    {
-        "trajectory",  # actor -> learner: one episode
-        "params_announce",  # learner -> actors: a new policy version (path or inline manifest)
-        "params_chunk",  # learner -> actors: a slice of the inline parameter bytes
-        "hello",  # actor -> learner: registration
-        "heartbeat",  # actor -> learner: liveness
-        "ack",  # reply to hello / heartbeat
-        "latest?",  # "give me the latest policy version" (control or parameter side socket)
-        "latest",  # reply to latest?
-    }
-)
-
-_ALLOWED_DTYPES: dict[str, np.dtype] = {
-    name: np.dtype(name) for name in ("uint8", "int32", "int64", "float32", "float16", "bool")
-}
-try:  # bfloat16 is what accelerators train in; ml_dtypes ships with jax.
-    import ml_dtypes
-
-    _ALLOWED_DTYPES["bfloat16"] = np.dtype(ml_dtypes.bfloat16)
-except ImportError:  # pragma: no cover - jax always brings ml_dtypes
-    pass
-ALLOWED_DTYPES: Mapping[str, np.dtype] = _ALLOWED_DTYPES
-# np.dtype equality includes byte order, so a big-endian int32 is not found here.
-_DTYPE_NAMES: dict[np.dtype, str] = {dtype: name for name, dtype in _ALLOWED_DTYPES.items()}
-
-Scalar = str | int | float | bool | None
-_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
-_HEADER_KEYS = frozenset(
-    {"magic", "schema", "kind", "sender", "session", "seq", "policy_version", "arrays", "meta"}
-)
-
-
-class Reason:
-    """The reason codes a :class:`WireError` carries (the keys of a :class:`RejectCounter`)."""
-
-    EMPTY = "empty"  # no frames at all
-    HEADER_TOO_LARGE = "header_too_large"
-    BAD_HEADER = "bad_header"  # not UTF-8 JSON, not an object, a field missing or mistyped
-    BAD_MAGIC = "bad_magic"
-    WRONG_VERSION = "wrong_version"
-    UNKNOWN_KIND = "unknown_kind"
-    UNEXPECTED_KIND = "unexpected_kind"  # a valid kind this socket does not take
-    TOO_MANY_ARRAYS = "too_many_arrays"
-    BAD_NAME = "bad_name"
-    BAD_DTYPE = "bad_dtype"
-    BAD_SHAPE = "bad_shape"
-    OVERSIZED = "oversized"
-    FRAME_COUNT = "frame_count"  # frames != 1 + number of arrays (a truncated or padded message)
-    FRAME_LENGTH = "frame_length"  # a frame's length != prod(shape) * itemsize
-    BAD_META = "bad_meta"
-    BAD_PAYLOAD = "bad_payload"  # the arrays decode but are not a valid object of that kind
-
-
-class WireError(ValueError):
-    """A message that must be rejected; ``reason`` is one of :class:`Reason`'s codes."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-
-@dataclasses.dataclass(frozen=True)
-class WireLimits:
-    """Bounds every decoded message must respect (checked before any array is built)."""
-
-    max_header_bytes: int = 16 * 1024
-    max_arrays: int = 64
-    max_total_bytes: int = 256 * 2**20
-    max_ndim: int = 8
-    max_meta_items: int = 32
-    max_name_chars: int = 128
-
-    def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if type(value) is not int or value < 1:
-                raise ValueError(f"WireLimits.{field.name} must be a positive int, got {value!r}")
-
-
-DEFAULT_LIMITS = WireLimits()
-
-
-@dataclasses.dataclass(frozen=True)
-class Message:
-    """One decoded (or to-be-encoded) message; arrays decoded from the wire are read-only views."""
-
-    kind: str
-    sender: str = ""
-    seq: int = 0
-    policy_version: int = 0
-    arrays: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
-    meta: Mapping[str, Scalar] = dataclasses.field(default_factory=dict)
-    session: str = ""  # distinguishes incarnations of a sender (sequence numbers restart)
-
-
-class RejectCounter:
-    """Thread-safe per-reason counts of rejected messages."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts: dict[str, int] = {}
-
-    def add(self, reason: str) -> None:
-        """Count one rejected message under ``reason``."""
-        with self._lock:
-            self._counts[reason] = self._counts.get(reason, 0) + 1
-
-    def __getitem__(self, reason: str) -> int:
-        return self._counts.get(reason, 0)
-
-    @property
-    def total(self) -> int:
-        """All rejected messages."""
-        return sum(self.as_dict().values())
-
-    def as_dict(self) -> dict[str, int]:
-        """A snapshot of the counts by reason."""
-        with self._lock:
-            return dict(self._counts)
+__all__ = [
+    "ALLOWED_DTYPES",
+    "DEFAULT_LIMITS",
+    "KINDS",
+    "MAGIC",
+    "SCHEMA_VERSION",
+    "Message",
+    "Reason",
+    "RejectCounter",
+    "Scalar",
+    "WireError",
+    "WireLimits",
+    "array_frame",
+    "bind_socket",
+    "decode",
+    "decode_trajectory",
+    "encode",
+    "encode_trajectory",
+    "limit_inbound_size",
+    "parse_array_spec",
+    "try_decode",
+]
 
 
 def _check_meta(meta: Any, limits: WireLimits) -> dict[str, Scalar]:
@@ -164,7 +75,7 @@ def _check_meta(meta: Any, limits: WireLimits) -> dict[str, Scalar]:
     if len(meta) > limits.max_meta_items:
         raise WireError(Reason.BAD_META, f"{len(meta)} meta items > {limits.max_meta_items}")
     for key, value in meta.items():
-        if type(key) is not str or type(value) not in _SCALAR_TYPES:
+        if type(key) is not str or type(value) not in SCALAR_TYPES:
             raise WireError(
                 Reason.BAD_META, f"meta[{key!r}] must be a JSON scalar, got {type(value).__name__}"
             )
@@ -181,7 +92,7 @@ def array_frame(name: str, arr: np.ndarray, limits: WireLimits) -> tuple[list, n
         arr = np.asarray(arr)
     if not isinstance(arr, np.ndarray):
         raise ValueError(f"array {name!r} must be a numpy array, got {type(arr).__name__}")
-    dtype_name = _DTYPE_NAMES.get(arr.dtype)  # a dict lookup: dtype.name costs ~1.5 µs
+    dtype_name = DTYPE_NAMES.get(arr.dtype)  # a dict lookup: dtype.name costs ~1.5 µs
     if dtype_name is None:
         raise WireError(
             Reason.BAD_DTYPE,
@@ -261,10 +172,8 @@ def _parse_header(raw: memoryview, limits: WireLimits) -> dict[str, Any]:
             Reason.WRONG_VERSION,
             f"schema {header.get('schema')!r}, this build speaks {SCHEMA_VERSION}",
         )
-    if set(header) != _HEADER_KEYS:
-        raise WireError(
-            Reason.BAD_HEADER, f"header keys {sorted(header)} != {sorted(_HEADER_KEYS)}"
-        )
+    if set(header) != HEADER_KEYS:
+        raise WireError(Reason.BAD_HEADER, f"header keys {sorted(header)} != {sorted(HEADER_KEYS)}")
     for key, kind in (("kind", str), ("sender", str), ("session", str), ("seq", int)):
         if type(header[key]) is not kind:
             raise WireError(Reason.BAD_HEADER, f"header field {key!r} must be {kind.__name__}")
@@ -284,7 +193,7 @@ def parse_array_spec(spec: Any, limits: WireLimits) -> tuple[str, np.dtype, tupl
     name, dtype_name, shape = spec
     if type(name) is not str or not 0 < len(name) <= limits.max_name_chars:
         raise WireError(Reason.BAD_NAME, f"array name {name!r} (1..{limits.max_name_chars} chars)")
-    dtype = _ALLOWED_DTYPES.get(dtype_name) if type(dtype_name) is str else None
+    dtype = ALLOWED_DTYPES.get(dtype_name) if type(dtype_name) is str else None
     if dtype is None:
         raise WireError(Reason.BAD_DTYPE, f"array {name!r} dtype {dtype_name!r} not allowed")
     if type(shape) is not list or len(shape) > limits.max_ndim:
