@@ -1,0 +1,135 @@
+"""Actor speed of the distilled student vs its ``tiny`` teacher on one CPU core (DESIGN §4).
+
+Prints one JSON line: actions/s through ``JaxPolicy.act`` end to end (context encoding, the
+jitted grammar-masked sampler, token decoding) at batch 1 and 8 for both presets, measured side
+by side in the same process, their ratio (the goal is >= 3x) and the parameter counts.
+
+A fair comparison needs the same actions: the sampler's cost is set by how many tokens it
+decodes, and two untrained models sample action lengths that differ by chance (a TYPE action
+runs to ``La`` tokens, a BACK is two). So both models get the same output-bias offsets on top
+of their random weights, which dominate their near-uniform logits: a fixed action mix (taps
+mostly, some swipes, typed text of about ten bytes, key presses). ``mean_loop_steps_*`` (the
+decoding-loop steps per call) shows the two decoded equally long actions.
+
+Run it pinned to one core so the other core's load does not leak in; XLA's own thread pools are
+limited to one thread by flags set before jax is imported:
+
+    taskset -c 0 python benchmarks/distill_speed.py [--quick]
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before jax is imported: XLA reads its flags once, at start-up.
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "")
+    + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+)
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import argparse
+import json
+import math
+import platform
+import time
+
+import jax
+import numpy as np
+from flax import nnx
+
+from distrl_jax import core
+from distrl_jax.models import action_codec as codec
+from distrl_jax.models import policy as P
+from distrl_jax.models import spec as specs
+from distrl_jax.models.jax_policy import JaxPolicy
+
+TASKS = (
+    "Open the settings",
+    "Go to costco.com, search for 'bose soundsport free', and select the first entry",
+    "What's the weather in Paris?",
+)
+HISTORIES = ((), ("HOME",), ("TAP 0.52 0.31", 'TYPE "weather paris"', "ENTER"))
+
+# The action mix both models sample (probabilities of the first token).
+VERB_MIX = {
+    codec.TAP_ID: 0.6,
+    codec.SWIPE_ID: 0.1,
+    codec.TYPE_ID: 0.1,
+    **{codec.VERB_OFFSET + i: 0.04 for i in range(3, 8)},
+}
+# The vocabulary's share of <eos> while typing: ~146 byte tokens are allowed at 0 offset.
+EOS_SHARE = 0.2
+
+
+def observations(spec: specs.ModelSpec, n: int, seed: int) -> list[core.Observation]:
+    """``n`` observations with random screens and a mix of tasks and histories."""
+    rng = np.random.default_rng(seed)
+    screens = rng.integers(0, 256, (n, *spec.image_size, 3), dtype=np.uint8)
+    return [
+        core.Observation(screens[i], TASKS[i % len(TASKS)], HISTORIES[i % len(HISTORIES)])
+        for i in range(n)
+    ]
+
+
+def biased_params(spec: specs.ModelSpec, seed: int) -> dict:
+    """Random parameters whose output bias fixes the action mix (see the module docstring)."""
+    params = nnx.to_pure_dict(nnx.state(P.init_model(spec, seed)))
+    bias = np.asarray(params["decoder"]["head"]["bias"]).copy()
+    for token, p in VERB_MIX.items():
+        bias[token] += math.log(p) + 10.0  # +10: far above the other verbs' random logits
+    bias[codec.EOS_ID] += math.log(146 * EOS_SHARE / (1 - EOS_SHARE))
+    params["decoder"]["head"]["bias"] = bias
+    return params
+
+
+def actions_per_second(policy: JaxPolicy, batch: int, calls: int) -> tuple[float, float]:
+    """(actions/s, mean decoding-loop steps per call) of ``policy.act`` at ``batch``."""
+    obs = observations(policy.spec, batch, seed=batch)
+    policy.act(obs)  # compile this bucket outside the timing
+    steps = 0
+    start = time.perf_counter()
+    for _ in range(calls):
+        steps += max(int((o.tokens != codec.PAD_ID).sum()) for o in policy.act(obs))
+    return batch * calls / (time.perf_counter() - start), steps / calls
+
+
+def main() -> None:
+    """Run and print one JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer iterations (same keys)")
+    parser.add_argument("--teacher", default="tiny", choices=sorted(specs.PRESETS))
+    parser.add_argument("--student", default="student", choices=sorted(specs.PRESETS))
+    args = parser.parse_args()
+    calls_b1, calls_b8, rounds = (100, 25, 2) if args.quick else (400, 100, 3)
+    out: dict = {"benchmark": "distill_speed", "cpu_threads": 1}
+    policies = {}
+    for role, name in (("teacher", args.teacher), ("student", args.student)):
+        spec = specs.preset(name)
+        policies[role] = JaxPolicy(spec, biased_params(spec, 0), buckets=(1, 8), seed=0)
+        out[f"{role}_preset"] = name
+        out[f"{role}_params"] = P.param_count(P.abstract_model(spec))
+    # Interleaved rounds, best of each: a burst of load from elsewhere hits both models alike.
+    rates: dict[str, list[tuple[float, float]]] = {}
+    for _ in range(rounds):
+        for role, policy in policies.items():
+            for batch, calls in ((1, calls_b1), (8, calls_b8)):
+                rates.setdefault(f"{role}_b{batch}", []).append(
+                    actions_per_second(policy, batch, calls)
+                )
+    for key, runs in rates.items():
+        role, batch = key.split("_b")
+        out[f"{role}_actions_per_s_batch{batch}"] = round(max(r for r, _ in runs), 1)
+        out[f"{role}_mean_loop_steps_batch{batch}"] = round(float(np.mean([s for _, s in runs])), 2)
+    for batch in (1, 8):
+        ratio = (
+            out[f"student_actions_per_s_batch{batch}"] / out[f"teacher_actions_per_s_batch{batch}"]
+        )
+        out[f"speedup_batch{batch}"] = round(ratio, 2)
+    out["param_ratio"] = round(out["teacher_params"] / out["student_params"], 2)
+    out.update(quick=args.quick, jax=jax.__version__, machine=platform.machine())
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Config sections for what actors run: the learner's policy or a distilled student (DESIGN §6).
+
+With ``actor.policy=distilled`` the learner also trains a smaller student (``distill.student``,
+a model preset) towards its own policy on replayed states, checkpoints it beside its own
+parameters and broadcasts it under the same policy version; actors act with the student and
+Retrace corrects for the difference (the student's log-probabilities are the behaviour μ).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from distrl_jax.config_sections import _check, field
+
+
+@dataclasses.dataclass(frozen=True)
+class ActorConfig:
+    """What the actors act with."""
+
+    policy: str = field(
+        "learner", "learner (the learner's own policy) | distilled (the student, distill.*)"
+    )
+
+    def validate(self) -> None:
+        _check(
+            self.policy in ("learner", "distilled"),
+            "actor.policy",
+            self.policy,
+            "learner or distilled",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillConfig:
+    """The student policy distilled from the learner (used when actor.policy=distilled)."""
+
+    student: str = field("student", "model preset of the student (smaller than model)")
+    lr: float = field(1e-3, "student Adam learning rate")
+    grad_clip: float = field(1.0, "student global gradient-norm clip")
+    batch_states: int = field(64, "replayed states per distillation step (divisible by mesh.data)")
+    action_source: str = field(
+        "replay", "which actions the KL is teacher-forced on: replay | teacher | both"
+    )
+    temperature: float = field(1.0, "distillation temperature T (loss scaled by T²)")
+
+    def validate(self) -> None:
+        _check(
+            self.action_source in ("replay", "teacher", "both"),
+            "distill.action_source",
+            self.action_source,
+            "replay, teacher or both",
+        )
+        for name in ("lr", "grad_clip", "temperature"):
+            v = getattr(self, name)
+            _check(0 < v < float("inf"), f"distill.{name}", v, "a finite number > 0")
+        _check(self.batch_states >= 1, "distill.batch_states", self.batch_states, ">= 1")

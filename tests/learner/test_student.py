@@ -1,0 +1,75 @@
+"""The distilled actor policy on the learner (actor.policy=distilled): trained with every
+learner step, checkpointed as the learner's version, loadable by actors, resumed."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "runtime"))
+from learner_script import compile_cache, shrunk_config, synthetic_trajectory
+
+from distrl_jax.checkpoint.policy_loader import load_policy_state
+from distrl_jax.learner.learner import Learner
+from distrl_jax.learner.student import STUDENT_DIR
+from distrl_jax.models.jax_policy import JaxPolicy
+from distrl_jax.models.spec import preset
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache_dir(tmp_path_factory: pytest.TempPathFactory):
+    """A persistent compilation cache for this module."""
+    path = tmp_path_factory.mktemp("xla-cache")
+    with compile_cache(path):
+        yield path
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_student_trains_checkpoints_and_resumes_with_the_learner(tmp_path):
+    """Each learner step also takes a distillation step (its KL reported under distill/); a
+    checkpoint of version N writes the student's step N beside the learner's, announced by
+    actor_params, loadable with the student spec; a second learner resumes both."""
+    cfg = shrunk_config(tmp_path, "actor.policy=distilled", "distill.batch_states=8")
+    learner = Learner(cfg, tmp_path)
+    try:
+        assert learner.student is not None and learner.student.spec == preset("student")
+        for i in range(8):
+            learner.insert(synthetic_trajectory(i))
+        first = learner.train_step()
+        second = learner.train_step()
+        for m in (first, second):
+            assert math.isfinite(m["distill/kl"]) and m["distill/kl"] >= 0, m
+            assert 0 <= m["distill/token_agreement"] <= 1
+        assert first["distill/kl"] != second["distill/kl"]  # the student moved
+        assert learner.student.trainer.step_count == 2
+        learner.maybe_checkpoint(force=True)
+        learner.checkpoints.wait()
+        learner.student.checkpoints.wait()
+        params, path = learner.actor_params()
+        assert path == tmp_path / STUDENT_DIR / "2"
+        student_leaves = [np.array(x) for x in jax.tree.leaves(params)]
+    finally:
+        learner.close()
+
+    spec, loaded, meta = load_policy_state(path)
+    assert spec == preset("student") and meta["kind"] == "student"
+    assert meta["policy_version"] == 2
+    for a, b in zip(student_leaves, jax.tree.leaves(loaded), strict=True):
+        np.testing.assert_array_equal(a, np.asarray(b))
+    policy = JaxPolicy(spec, loaded, version=2)  # what an actor does with it
+    assert policy.version == 2
+
+    again = Learner(cfg, tmp_path)
+    try:
+        assert again.start_kind == "resumed at step 2"
+        assert again.student.start_kind == "resumed at step 2"
+        assert again.student.trainer.step_count == 2
+        for a, b in zip(student_leaves, jax.tree.leaves(again.student.params), strict=True):
+            np.testing.assert_array_equal(a, np.asarray(b))
+    finally:
+        again.close()
