@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from distrl_jax.config_distill import ActorConfig, DistillConfig
 from distrl_jax.config_sections import (
     CheckpointConfig,
     ConfigError,
@@ -55,6 +56,8 @@ class Config:
     checkpoint: CheckpointConfig = _sub(CheckpointConfig)
     pretrain: PretrainConfig = _sub(PretrainConfig)
     eval: EvalConfig = _sub(EvalConfig)
+    actor: ActorConfig = _sub(ActorConfig)
+    distill: DistillConfig = _sub(DistillConfig)
 
     def validate(self) -> Config:
         """Check every section; returns self so calls chain."""
@@ -76,6 +79,14 @@ class Config:
                     raise ConfigError(
                         msg if msg.startswith(f"{f.name}.") else f"{f.name}: {msg}"
                     ) from e
+        if self.actor.policy == "distilled":
+            from distrl_jax.learner.distill import check_compatible
+            from distrl_jax.models.spec import preset
+
+            try:
+                check_compatible(self.model, preset(self.distill.student))
+            except (KeyError, ValueError) as e:
+                raise ConfigError(f"distill.student={self.distill.student!r}: {e}") from None
         return self
 
 
@@ -225,7 +236,9 @@ def _list_sep(cfg: Any, dotted: str) -> str:
     if head not in fields:
         return ","
     if rest:
-        return _list_sep(getattr(cfg, head), rest)
+        sub = getattr(cfg, head)
+        # A dotted path below a plain value: apply_overrides reports it ("a value, not a section").
+        return _list_sep(sub, rest) if dataclasses.is_dataclass(sub) else ","
     return fields[head].metadata.get("sep", ",")
 
 

@@ -9,6 +9,7 @@ The whole :class:`distrl_jax.config.Config`, presets and command-line overrides 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 
@@ -53,10 +54,29 @@ class DeviceConfig:
         "DigiRL/DistRL) | random = a new theme, app set and home screen each episode",
     )
     layout_seed: int = field(0, "simphone: which fixed device (layout=fixed)")
+    adb_timeout_s: float = field(
+        10.0, "adb: deadline of every adb call; a slower device is an infrastructure fault"
+    )
+    adb_sim_control: bool = field(
+        False,
+        "adb: the served devices are simphones behind distrl_jax's test ADB server "
+        "(python -m distrl_jax.devices.adb_server): seeded resets and its exact judge",
+    )
+    judge: str = field(
+        "auto",
+        "success judge: auto (simphone's exact judge; for adb the test server's when "
+        "adb_sim_control, else vlm) | vlm (DISTRL_JUDGE_URL/_MODEL/_API_KEY from the environment)",
+    )
+    judge_timeout_s: float = field(60.0, "vlm judge: seconds per request")
+    judge_retries: int = field(3, "vlm judge: retries before the step is an infrastructure fault")
 
     def validate(self) -> None:
         _check(self.kind in ("simphone", "adb"), "device.kind", self.kind, "simphone or adb")
         _check(self.layout in ("fixed", "random"), "device.layout", self.layout, "fixed or random")
+        _check(self.judge in ("auto", "vlm"), "device.judge", self.judge, "auto or vlm")
+        _check(self.adb_timeout_s > 0, "device.adb_timeout_s", self.adb_timeout_s, "> 0 seconds")
+        _check(self.judge_timeout_s > 0, "device.judge_timeout_s", self.judge_timeout_s, "> 0")
+        _check(self.judge_retries >= 0, "device.judge_retries", self.judge_retries, ">= 0")
         _check(self.count >= 1, "device.count", self.count, "an integer >= 1")
         _check(
             self.latency in ("none", "emulator"), "device.latency", self.latency, "none or emulator"
@@ -82,6 +102,11 @@ class TaskConfig:
     eval: str = field("general", "suite or file for evaluation")
     eval_split: str = field("val", "train | val | all (val holds out whole sites and slot values)")
     horizon: int = field(0, "episode horizon; 0 = the suite's default (10 general, 20 webshop)")
+    train_augment: int = field(
+        0,
+        "actors also play up to N variants of each training task with made-up names and search "
+        "words (tasks/augment.py; never a validation value): RL practice at copying",
+    )
     invalid_penalty: float = field(-0.1, "penalty for an invalid action (<= 0)")
     repeat_penalty: float = field(-0.05, "penalty for repeating an action on an unchanged screen")
 
@@ -90,6 +115,9 @@ class TaskConfig:
             v = getattr(self, n)
             _check(v in ("train", "val", "all"), f"tasks.{n}", v, "train, val or all")
         _check(self.horizon >= 0, "tasks.horizon", self.horizon, "0 (suite default) or >= 1")
+        _check(
+            self.train_augment >= 0, "tasks.train_augment", self.train_augment, "an integer >= 0"
+        )
         for n in ("invalid_penalty", "repeat_penalty"):
             v = getattr(self, n)
             _check(v <= 0, f"tasks.{n}", v, "a number <= 0")
@@ -111,6 +139,11 @@ class LearnerConfig:
     # action's tokens that rewards long random TYPE text: measured from the BC warm start, the
     # policy's entropy ran from 0.5 to 20 nats and success to 0 within 200 steps. 0.001 is stable.
     entropy_coef: float = field(0.001, "entropy bonus β (on the summed token entropy)")
+    policy_clip: float = field(
+        0.0,
+        "ε of PPO's clipped surrogate on the A-RIDE advantages (APPO-style trust region against "
+        "stale actors); 0 = the paper's ρ̄-clipped policy gradient",
+    )
     critic_warmup_steps: int = field(
         50, "learner steps that train only the critics before the policy moves (0 = none)"
     )
@@ -143,9 +176,10 @@ class LearnerConfig:
         )
         _check(0 <= self.gamma <= 1, "learner.gamma", self.gamma, "a number in [0, 1]")
         _check(0 <= self.lam <= 1, "learner.lam", self.lam, "a number in [0, 1]")
+        _check(0 <= self.policy_clip < 1, "learner.policy_clip", self.policy_clip, "in [0, 1)")
         for n in ("c_bar", "rho_bar", "rho_max", "lr", "grad_clip"):
             v = getattr(self, n)
-            _check(v > 0, f"learner.{n}", v, "a number > 0")
+            _check(0 < v < math.inf, f"learner.{n}", v, "a finite number > 0")
         _check(self.entropy_coef >= 0, "learner.entropy_coef", self.entropy_coef, "a number >= 0")
         _check(
             self.critic_warmup_steps >= 0,
@@ -257,6 +291,12 @@ class RuntimeConfig:
     bind_host: str = field(
         "127.0.0.1", "interface the learner binds (non-loopback needs CURVE keys)"
     )
+    keys_dir: str = field(
+        "", "CURVE keys folder (python -m distrl_jax.transport.keys); '' = plaintext, loopback only"
+    )
+    insecure: bool = field(
+        False, "allow a non-loopback bind without CURVE keys (a trusted network only; warns)"
+    )
     port: int = field(0, "first of the learner's ports (0 = OS-chosen)")
     outbox: int = field(64, "actor-side bound on unsent trajectories (drop oldest beyond)")
     ingest_queue: int = field(256, "learner-side bound on received, not yet inserted trajectories")
@@ -267,6 +307,12 @@ class RuntimeConfig:
     def validate(self) -> None:
         _check(self.mode in ("async", "sync"), "runtime.mode", self.mode, "async or sync")
         _check(self.num_actors >= 1, "runtime.num_actors", self.num_actors, "an integer >= 1")
+        _check(
+            not (self.insecure and self.keys_dir),
+            "runtime.insecure",
+            self.insecure,
+            "false when runtime.keys_dir is set (keys make the sockets secure)",
+        )
         _check(
             self.broadcast in ("path", "inline"),
             "runtime.broadcast",
@@ -292,6 +338,9 @@ class CheckpointConfig:
         "",
         "start from: '' = scratch | bc = the behaviour-cloning warm start (trained once, cached "
         "under runs/warm-starts/) | a checkpoint path",
+    )
+    warm_start_dir: str = field(
+        "", "where init_from=bc caches warm starts ('' = warm-starts/ beside the run folder)"
     )
 
     def validate(self) -> None:

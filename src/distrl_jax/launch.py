@@ -50,8 +50,27 @@ def _parser() -> argparse.ArgumentParser:
         "--learner", default="", help="actor role: the learner's address tcp://HOST:PORT"
     )
     p.add_argument("--actor-id", type=int, default=0, help="actor role: this actor's index")
+    p.add_argument(
+        "--devices",
+        default=None,
+        help="shorthand: simphone:N (N simphones per actor) or adb:SERIAL,SERIAL,...",
+    )
     p.add_argument("--log-level", default="WARNING", help="Python logging level")
     return p
+
+
+def devices_overrides(spec: str, parser: argparse.ArgumentParser) -> list[str]:
+    """``simphone:8`` -> device.kind/count; ``adb:a,b`` -> device.kind/serials."""
+    kind, _, rest = spec.partition(":")
+    if kind == "simphone" and rest.isdigit() and int(rest) >= 1:
+        return ["device.kind=simphone", f"device.count={rest}"]
+    if kind == "adb" and rest and all(rest.split(",")):
+        return ["device.kind=adb", f"device.serials={rest}", f"device.count={len(rest.split(','))}"]
+    parser.error(
+        f"--devices={spec!r}: expected simphone:N (e.g. simphone:8) or adb:SERIAL[,SERIAL...] "
+        "(e.g. adb:emulator-5554,emulator-5556; see `adb devices`)"
+    )
+    raise AssertionError("unreachable")  # parser.error exits
 
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, Config]:
@@ -69,6 +88,8 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, Config]:
         overrides.append(f"accel={ns.accel}")
     if ns.run_dir:
         overrides.append(f"run_dir={ns.run_dir}")
+    if ns.devices:
+        overrides.extend(devices_overrides(ns.devices, parser))
     cfg = apply_overrides(cfg, overrides)
     return ns, cfg
 

@@ -41,6 +41,10 @@ from distrl_jax.types import Trajectory
 
 log = logging.getLogger(__name__)
 
+# Bump when the demonstrations change for the same settings (expert, augmentation, relabelling):
+# cached warm starts (runtime/training.warm_start_path) are keyed on it. 2: search words varied.
+DEMO_RECIPE = 2
+
 
 @dataclasses.dataclass
 class DemoStates:

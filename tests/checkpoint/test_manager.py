@@ -200,12 +200,18 @@ def test_corrupt_newest_step_falls_back_to_previous(
         assert "step 3" in errors[0].getMessage()
         assert str(ckpt.directory) in errors[0].getMessage()
 
+        # The damaged step is moved aside (kept for inspection), so that step is saved afresh.
+        assert ckpt.steps() == [1, 2]
+        moved = list((tmp_path / "ckpt-unreadable").iterdir())
+        assert [p.name.split("-")[0] for p in moved] == ["3"]
         # Asking for the damaged step explicitly must not hand back another step.
         with pytest.raises(CheckpointError, match="step 3"):
             ckpt.restore(target, step=3)
+        ckpt.save(3, _tree(3), {"step": 3})
+        assert ckpt.restore(target)[0] == 3
 
-        _corrupt(ckpt.path(2), how)
-        _corrupt(ckpt.path(1), how)
+        for s in (1, 2, 3):
+            _corrupt(ckpt.path(s), how)
         caplog.clear()
         with (
             caplog.at_level(logging.ERROR, logger=LOGGER),
@@ -216,6 +222,7 @@ def test_corrupt_newest_step_falls_back_to_previous(
         assert str(ckpt.directory) in message
         assert all(f"step {s}" in message for s in (1, 2, 3))
         assert len([r for r in caplog.records if r.name == LOGGER]) == 3
+        assert ckpt.steps() == []
 
 
 def test_other_preset_does_not_restore_into_tiny(tmp_path: pathlib.Path) -> None:

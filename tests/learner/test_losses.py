@@ -355,3 +355,47 @@ class BatchedAndJittedTest(chex.TestCase):
             assert np.all(np.isfinite(np.asarray(grad)))
             assert np.all(np.asarray(grad)[2] == 0.0)  # weight 0: no gradient at all
             assert np.any(np.asarray(grad)[[0, 1, 3]] != 0.0)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_clipped_surrogate_stops_pushing_outside_the_trust_region(jit):
+    """PPO's clip: inside [1-ε, 1+ε] the gradient is -A·ρ per step; an action already pushed
+    past the band in its advantage's direction gets no gradient; against it, it still does."""
+    behaviour = jnp.log(jnp.full(5, 0.5))
+    # ratios 1.0, 1.5, 0.6, 1.5, 0.6 with advantages +1, +1, -1, -1, +1
+    target = behaviour + jnp.log(jnp.array([1.0, 1.5, 0.6, 1.5, 0.6]))
+    advs = jnp.array([1.0, 1.0, -1.0, -1.0, 1.0])
+    mask = jnp.ones(5)
+
+    def loss(t):
+        return losses.clipped_surrogate_loss(t, behaviour, advs, mask, clip=0.2)
+
+    grad_fn = jax.jit(jax.grad(loss)) if jit else jax.grad(loss)
+    grad = grad_fn(target)
+    expected = -advs * jnp.exp(target - behaviour) / 5
+    expected = expected.at[1].set(0.0).at[2].set(0.0)  # past the band in A's direction
+    np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_policy_clip_switches_the_aride_policy_loss():
+    """policy_clip > 0 changes the A-RIDE loss only through the policy term."""
+    rng = np.random.default_rng(3)
+    h = 6
+    args = dict(
+        value_logits=jnp.asarray(rng.normal(size=h + 1), jnp.float32),
+        traj_value_logit=jnp.float32(0.3),
+        target_logp=jnp.asarray(-rng.uniform(0.1, 3, size=h), jnp.float32),
+        entropy=jnp.asarray(rng.uniform(0, 1, size=h), jnp.float32),
+        rewards=jnp.zeros(h).at[h - 1].set(1.0),
+        penalties=jnp.zeros(h),
+        dones=jnp.zeros(h).at[h - 1].set(1.0),
+        mask=jnp.ones(h),
+        behaviour_logp=jnp.asarray(-rng.uniform(0.1, 3, size=h), jnp.float32),
+        success=jnp.float32(1.0),
+    )
+    hp = {k: v for k, v in HP.items() if k != "policy_clip"}
+    _, plain, _ = losses.aride_loss(**args, **hp)
+    _, clipped, _ = losses.aride_loss(**args, **hp, policy_clip=0.2)
+    assert float(plain["pg_loss"]) != pytest.approx(float(clipped["pg_loss"]))
+    for key in ("value_loss", "traj_value_loss", "entropy", "advantage_mean"):
+        assert float(plain[key]) == pytest.approx(float(clipped[key]))

@@ -64,6 +64,12 @@ def test_live_view_renders_every_row_with_derived_and_formatted_values() -> None
                     "since_broadcast_s": 2.5,
                     "loss": float("nan"),  # the newest value wins, and NaN shows as '-'
                     "learner_steps_per_s": 3.14159,
+                    "actor_device_step_frac": 0.71,
+                    "actor_inference_frac": 0.2,
+                    "actor_send_frac": 0.004,
+                    "actor_outbox_depth": 3.0,
+                    "actor_dropped": 0.0,
+                    "actor_infra_failures": 2.0,
                 },
             ),
         ]
@@ -77,6 +83,8 @@ def test_live_view_renders_every_row_with_derived_and_formatted_values() -> None
     assert cells["since last broadcast"] == "2.5 s"
     assert cells["learner steps/s"] == "3.14"
     assert cells["loss"] == "-"
+    assert cells["actor time device / inference / send"] == "71% / 20% / 0%"
+    assert cells["actor outbox / dropped / infra failures"] == "3 / 0 / 2"
     # Never written: shown as a dash rather than a stale or zero number.
     assert cells["replay size"] == "-"
     assert cells["penalised step rate"] == "-"

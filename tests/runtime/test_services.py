@@ -237,19 +237,25 @@ def _processes_with(needle: str) -> list[int]:
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_launch_end_to_end(tmp_path, cache_dir):
-    """``python -m distrl_jax.launch`` trains with a real actor process, prints both evaluation
-    tables and the success line, writes metrics and checkpoints, and leaves no actor behind."""
+    """``python -m distrl_jax.launch`` trains with two real actor processes on loopback, prints
+    both evaluation tables and the success line, writes metrics and checkpoints, at least two
+    broadcasts reach every actor (each acts with them), and no actor outlives the run."""
     run_dir = tmp_path / "run"
     cmd = [
         sys.executable,
         "-m",
         "distrl_jax.launch",
         "--config=smoke",
-        "--learner.steps=4",
+        "--learner.steps=6",
         "--eval.max_tasks=2",
         "--replay.min_size=4",
         "--learner.batch_size=4",
         "--runtime.broadcast_every=2",
+        "--runtime.num_actors=2",
+        "--device.count=2",
+        # 8 fresh trajectories per step: the learner is paced by both actors, so each of them
+        # plays episodes between the broadcasts of versions 2, 4 and 6.
+        "--replay.samples_per_insert=0.5",
         # The smoke preset's BC warm start, shrunk: trained here once, then used as the start.
         "--pretrain.steps=3",
         "--pretrain.max_tasks=4",
@@ -264,7 +270,20 @@ def test_launch_end_to_end(tmp_path, cache_dir):
     assert re.search(r"^start: success ", out, re.M), out[-4000:]
     assert re.search(r"^final: success ", out, re.M), out[-4000:]
     assert re.search(r"success on general:val: start .* -> final ", out), out[-4000:]
-    assert re.search(r"^trained 4 steps on \d+ trajectories", out, re.M), out[-4000:]
+    assert re.search(r"^trained 6 steps on \d+ trajectories", out, re.M), out[-4000:]
+    assert "started 2 actor processes" in out, out[-4000:]
+    for actor in (0, 1):
+        # The actor's own account: the versions it swapped in (0 = the start-up broadcast).
+        acted = re.search(rf"^actor {actor}: \d+ episodes .* policy versions ([\d,]+)$", out, re.M)
+        assert acted, out[-4000:]
+        adopted = [int(v) for v in acted.group(1).split(",")]
+        assert adopted[0] == 0 and len(set(adopted) - {0}) >= 2, adopted
+        # The learner's account: trajectories that were played with a broadcast version.
+        seen = re.search(
+            rf"^trajectories from actor {actor} were played .* \[([\d, ]+)\]$", out, re.M
+        )
+        assert seen, out[-4000:]
+        assert max(int(v) for v in seen.group(1).split(",")) >= 2, seen.group(0)
     assert "no behaviour-cloning warm start yet" in out, out[-4000:]
     warm = list((tmp_path / "warm-starts").glob("bc-tiny-*/checkpoints/0"))
     assert len(warm) == 1, warm
@@ -274,8 +293,8 @@ def test_launch_end_to_end(tmp_path, cache_dir):
     assert len(rows) >= 1
     assert all(math.isfinite(r["loss"]) for r in rows if "loss" in r)
     with Checkpointer(run_dir / "checkpoints") as ckpts:
-        assert ckpts.latest_step() == 4
-        assert ckpts.read_meta(4)["policy_version"] == 4
+        assert ckpts.latest_step() == 6
+        assert ckpts.read_meta(6)["policy_version"] == 6
     for name in ("start", "final"):
         assert (run_dir / "eval" / f"{name}.md").is_file()
 

@@ -71,6 +71,23 @@ def test_augment_keeps_the_originals_first_and_never_leaks_validation_values(tra
     assert augment(train_tasks, 0, seed=0) == list(train_tasks)
 
 
-def test_a_task_without_a_name_has_no_variants(train_tasks) -> None:
-    task = next(t for t in train_tasks if not any(w[:1].isupper() for w in t.text.split()[1:]))
+def test_a_task_without_a_name_or_a_query_has_no_variants(train_tasks) -> None:
+    task = next(
+        t
+        for t in train_tasks
+        if not any(w[:1].isupper() for w in t.text.split()[1:]) and not t.goal.get("query")
+    )
     assert variants(task, 2, random.Random(0)) == []
+
+
+def test_lowercase_search_words_are_varied_and_land_in_the_query(train_tasks) -> None:
+    """Held-out search terms are plain nouns ("speed"), so the query's lowercase words vary too."""
+    task = next(t for t in train_tasks if t.text == "What's the news in Chile?")
+    out = variants(task, 6, random.Random(1))
+    lowered = [v for v in out if "Chile" in v.text]  # "news" replaced, the name kept
+    assert lowered, [v.text for v in out]
+    for v in lowered:
+        new_word = v.text.split()[2]
+        assert new_word != "news" and new_word.islower()
+        assert new_word in str(v.goal.get("query")), (v.text, v.goal)
+        assert v.goal.intent == task.goal.intent

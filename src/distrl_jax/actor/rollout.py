@@ -1,9 +1,12 @@
 """Many episodes on many devices at once, with one batched policy call per step.
 
-``VectorRollout`` keeps N :class:`TaskEnv` busy: every step it gathers the observations of the
-environments that are mid-episode, asks the policy for all their actions in one call (the model
-runs one batch, not N), steps the devices (in threads when they are slow, e.g. emulators), and
-hands out a finished episode as soon as it ends while that environment starts the next task.
+``VectorRollout`` keeps N :class:`TaskEnv` busy: it gathers the observations of the environments
+waiting for an action, asks the policy for all their actions in one call (the model runs one
+batch, not N), steps the devices, and hands out a finished episode as soon as it ends while that
+environment starts the next task. Without threads the devices move in lockstep (fast simulators:
+deterministic and cheapest). With ``threads`` (slow devices: emulators, latency models) every
+device steps and resets in the pool on its own, and the policy acts on whichever devices are
+ready: one slow or hung device never holds the others back (DESIGN §6).
 With ``record=True`` each finished episode also comes back as a :class:`Trajectory` ready for
 the wire: screens s_0..s_T, their context tokens, action tokens, rewards, penalties, dones and the
 behaviour log-probabilities.
@@ -17,8 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -103,6 +107,11 @@ class VectorRollout:
         self._pool = ThreadPoolExecutor(threads) if threads > 1 else None
         self.episodes_started = 0
         self.infra_restarts = 0
+        # Cumulative stage timers (seconds) and counts, read by the actor's heartbeat: where an
+        # actor's time goes (inference vs waiting on devices) is the first question when it lags.
+        self.timers = {"inference_s": 0.0, "device_step_s": 0.0, "reset_s": 0.0}
+        self.device_steps = 0
+        self.policy_calls = 0
 
     def close(self) -> None:
         """Stop the stepping threads (the environments stay open; their owner closes them)."""
@@ -119,6 +128,9 @@ class VectorRollout:
     def stream(self, tasks: Iterable[Task]) -> Iterator[EpisodeResult]:
         """Yield each episode as it finishes; stops when ``tasks`` is exhausted and all are done."""
         source = iter(enumerate(tasks))
+        if self._pool is not None:
+            yield from self._stream_overlapped(source)
+            return
         live: dict[int, _Episode] = {}
         obs: dict[int, Observation] = {}
 
@@ -127,22 +139,22 @@ class VectorRollout:
             good on the way (the slot then takes the next task, so none is dropped)."""
             failures: list[EpisodeResult] = []
             while True:
-                ep = live.get(slot)
+                ep = live.get(slot) or self._next_episode(source)
                 if ep is None:
-                    nxt = next(source, None)
-                    if nxt is None:
-                        return failures
-                    self.episodes_started += 1
-                    ep = live[slot] = _Episode(nxt[1], nxt[0], self.episodes_started)
+                    return failures
+                live[slot] = ep
                 seed = self.episode_seed(ep.order) if self.episode_seed is not None else None
+                t0 = time.perf_counter()
                 try:
                     o = self.envs[slot].reset(ep.task, seed)
                 except InfrastructureError as e:
+                    self.timers["reset_s"] += time.perf_counter() - t0
                     failed = self._fault(slot, ep, e)
                     if failed is not None:
                         del live[slot]
                         failures.append(failed)
                     continue
+                self.timers["reset_s"] += time.perf_counter() - t0
                 obs[slot] = o
                 if self.record:
                     ep.screens.append(o.screen)
@@ -153,17 +165,11 @@ class VectorRollout:
         while live:
             slots = sorted(s for s in live if s in obs)
             observations = [obs[s] for s in slots]
-            outputs = self.act([self.envs[s] for s in slots], observations)
-            if len(outputs) != len(slots):
-                raise RuntimeError(f"the policy returned {len(outputs)} actions for {len(slots)}")
-            if self.record:
-                assert self.contexts is not None
-                ctx = self.contexts.encode_batch(
-                    [o.task for o in observations], [o.history for o in observations]
-                )
-                for i, s in enumerate(slots):
-                    live[s].contexts.append(ctx[i])
-            stepped = self._step_all(slots, outputs)
+            outputs = self._act(slots, observations, live)
+            t0 = time.perf_counter()
+            stepped = [self._step_one(s, out) for s, out in zip(slots, outputs, strict=True)]
+            self.timers["device_step_s"] += time.perf_counter() - t0
+            self.device_steps += len(slots)
             for s, out, result in zip(slots, outputs, stepped, strict=True):
                 ep = live[s]
                 del obs[s]
@@ -175,12 +181,7 @@ class VectorRollout:
                     yield from start(s)  # the next task, or this one again from scratch
                     continue
                 o, info = result
-                ep.invalid += int(info.invalid)
-                if self.record:
-                    ep.screens.append(o.screen)
-                    ep.tokens.append(out.tokens)
-                    ep.logps.append(out.logp)
-                    ep.infos.append(info)
+                self._record_step(ep, out, o, info)
                 if not info.done:
                     obs[s] = o
                     continue
@@ -188,22 +189,110 @@ class VectorRollout:
                 yield self._finish(s, ep, o, info)
                 yield from start(s)
 
+    def _next_episode(self, source: Iterator[tuple[int, Task]]) -> _Episode | None:
+        nxt = next(source, None)
+        if nxt is None:
+            return None
+        self.episodes_started += 1
+        return _Episode(nxt[1], nxt[0], self.episodes_started)
+
+    def _stream_overlapped(self, source: Iterator[tuple[int, Task]]) -> Iterator[EpisodeResult]:
+        """Each device resets and steps in the pool independently; the policy acts, in one
+        batch, on the devices whose previous step or reset has completed."""
+        assert self._pool is not None
+        live: dict[int, _Episode] = {}
+        ready: dict[int, Observation] = {}
+        # future -> (slot, the action it applies; None for a reset)
+        pending: dict[Future, tuple[int, PolicyOutput | None]] = {}
+
+        def begin(slot: int) -> None:
+            """Reset ``slot`` for its episode (a retry) or the next task, in the pool."""
+            ep = live.get(slot) or self._next_episode(source)
+            if ep is None:
+                return
+            live[slot] = ep
+            seed = self.episode_seed(ep.order) if self.episode_seed is not None else None
+            pending[self._pool.submit(self._reset_one, slot, ep.task, seed)] = (slot, None)
+
+        for slot in range(len(self.envs)):
+            begin(slot)
+        while pending or ready:
+            if ready:
+                slots = sorted(ready)
+                observations = [ready.pop(s) for s in slots]
+                for s, out in zip(slots, self._act(slots, observations, live), strict=True):
+                    pending[self._pool.submit(self._step_one, s, out)] = (s, out)
+            t0 = time.perf_counter()
+            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            self.timers["device_step_s"] += time.perf_counter() - t0
+            for fut in sorted(done, key=lambda f: pending[f][0]):
+                slot, out = pending.pop(fut)
+                ep, result = live[slot], fut.result()
+                if isinstance(result, InfrastructureError):
+                    failed = self._fault(slot, ep, result)
+                    if failed is not None:
+                        del live[slot]
+                        yield failed
+                    begin(slot)  # this episode again from scratch, or the next task
+                    continue
+                if out is None:  # a reset completed
+                    ready[slot] = result
+                    if self.record:
+                        ep.screens.append(result.screen)
+                    continue
+                self.device_steps += 1
+                o, info = result
+                self._record_step(ep, out, o, info)
+                if not info.done:
+                    ready[slot] = o
+                    continue
+                del live[slot]
+                yield self._finish(slot, ep, o, info)
+                begin(slot)
+
+    def _reset_one(self, slot: int, task: Task, seed: int | None):
+        t0 = time.perf_counter()
+        try:
+            return self.envs[slot].reset(task, seed)
+        except InfrastructureError as e:
+            return e
+        finally:
+            self.timers["reset_s"] += time.perf_counter() - t0
+
+    def _step_one(self, slot: int, out: PolicyOutput):
+        try:
+            return self.envs[slot].step(out.action)
+        except InfrastructureError as e:
+            return e
+
+    def _act(
+        self, slots: list[int], observations: list[Observation], live: dict[int, _Episode]
+    ) -> list[PolicyOutput]:
+        """One batched policy call (timed as inference), recording each state's context."""
+        t0 = time.perf_counter()
+        outputs = self.act([self.envs[s] for s in slots], observations)
+        if len(outputs) != len(slots):
+            raise RuntimeError(f"the policy returned {len(outputs)} actions for {len(slots)}")
+        if self.record:
+            assert self.contexts is not None
+            ctx = self.contexts.encode_batch(
+                [o.task for o in observations], [o.history for o in observations]
+            )
+            for i, s in enumerate(slots):
+                live[s].contexts.append(ctx[i])
+        self.timers["inference_s"] += time.perf_counter() - t0
+        self.policy_calls += 1
+        return outputs
+
+    def _record_step(self, ep: _Episode, out: PolicyOutput, o: Observation, info: StepInfo) -> None:
+        ep.invalid += int(info.invalid)
+        if self.record:
+            ep.screens.append(o.screen)
+            ep.tokens.append(out.tokens)
+            ep.logps.append(out.logp)
+            ep.infos.append(info)
+
     # ------------------------------------------------------------------ internals
-
-    def _step_all(
-        self, slots: list[int], outputs: list[PolicyOutput]
-    ) -> list[tuple[Observation, StepInfo] | InfrastructureError]:
-        def one(pair: tuple[int, PolicyOutput]):
-            s, out = pair
-            try:
-                return self.envs[s].step(out.action)
-            except InfrastructureError as e:
-                return e
-
-        pairs = list(zip(slots, outputs, strict=True))
-        if self._pool is None:
-            return [one(p) for p in pairs]
-        return list(self._pool.map(one, pairs))
 
     def _fault(self, slot: int, ep: _Episode, error: Exception) -> EpisodeResult | None:
         """Restart the device; the episode is retried, or failed for good (returned)."""

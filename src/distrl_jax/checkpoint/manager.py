@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import pathlib
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -121,9 +122,27 @@ class Checkpointer:
                         f"(different preset or model spec?): {e}"
                     ) from None
                 msg = f"checkpoint step {s} in {self.directory} is unreadable ({type(e).__name__}: {e})"
-                log.error("%s; trying an older one", msg)
+                log.error("%s; moved to %s, trying an older one", msg, self._quarantine(s))
                 errors.append(msg)
         raise CheckpointError("no usable checkpoint: " + " | ".join(errors))
+
+    def _quarantine(self, step: int) -> pathlib.Path:
+        """Move an unreadable step out of the manager's sight (kept for inspection, never
+        deleted), so that reaching that step again saves it afresh instead of announcing the
+        broken folder."""
+        if not self.path(step).exists():
+            return self.path(step)
+        dest = (
+            self.directory.parent / f"{self.directory.name}-unreadable" / f"{step}-{time.time_ns()}"
+        )
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path(step).rename(dest)
+        except OSError as e:  # a read-only store: leave it, the fallback still works
+            log.warning("could not move unreadable step %d aside: %s", step, e)
+            return self.path(step)
+        self._mngr.reload()
+        return dest
 
     def _restore_step(
         self, step: int, params_target: Any, opt_target: Any | None

@@ -105,6 +105,11 @@ class Learner:
         self._stop = threading.Event()
         self.start_kind = self._restore_or_init()
         self.replay.set_policy_version(self.version)
+        self.student = None  # the distilled actor policy (actor.policy=distilled)
+        if cfg.actor.policy == "distilled":
+            from distrl_jax.learner.student import Student
+
+            self.student = Student(cfg, self.run_dir, self.trainer)
 
     # ------------------------------------------------------------------ start-up
 
@@ -152,7 +157,12 @@ class Learner:
         t0 = time.perf_counter()
         batch = self.replay.sample(self.cfg.learner.batch_size)
         t1 = time.perf_counter()
+        teacher = self.trainer.state.params  # the step below donates the state it replaces
+        if self.student is not None:  # dispatched before the learner's step donates `teacher`
+            metrics_student = self.student.step(batch, teacher)
         metrics, priorities = self.trainer.step(batch)
+        if self.student is not None:
+            metrics.update(metrics_student)
         t2 = time.perf_counter()
         self.replay.update_priorities(batch.indices, priorities)
         dropped = self.replay.set_policy_version(self.version)
@@ -184,10 +194,19 @@ class Learner:
         step = self.version
         if not force and (step == 0 or step % self.cfg.checkpoint.every_steps):
             return None
+        if self.student is not None:
+            self.student.save(step)
         if step in self.checkpoints.steps():
             return self.checkpoints.path(step)
         self.checkpoints.save_train_state(self.trainer.state, self.checkpoint_meta(), force=True)
         return self.checkpoints.path(step)
+
+    def actor_params(self) -> tuple[Any, pathlib.Path | None]:
+        """What actors act with (the learner's parameters or the student's) and, after
+        :meth:`maybe_checkpoint`, the checkpoint folder of the current version to announce."""
+        if self.student is None:
+            return self.params, self.checkpoints.path(self.version)
+        return self.student.params, self.student.checkpoints.path(self.version)
 
     def request_stop(self) -> None:
         """Ask the loop to checkpoint and stop (thread- and signal-safe)."""
@@ -201,6 +220,8 @@ class Learner:
     def close(self) -> None:
         """Wait for pending checkpoint writes."""
         self.checkpoints.close()
+        if self.student is not None:
+            self.student.close()
 
 
 def _is_number(v: Any) -> bool:

@@ -28,6 +28,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from distrl_jax.learner.trajectory_stats import (
+    check_priority_weights,
+    masked_mean,
+    trajectory_priority,
+)
+
 Array = chex.Array
 
 VALUE_TARGET_KINDS = ("vtrace", "retrace_paper", "none")
@@ -82,20 +88,6 @@ def check_value_target(kind: str) -> None:
     """Raise ValueError unless ``kind`` names a value target."""
     if kind not in VALUE_TARGET_KINDS:
         raise ValueError(f"value_target={kind!r} is not one of {VALUE_TARGET_KINDS}")
-
-
-def check_priority_weights(priority_weights: Sequence[float]) -> None:
-    """Raise ValueError unless the priority weights are (w1, w2, w3)."""
-    if len(priority_weights) != 3:
-        raise ValueError(
-            f"priority_weights={tuple(priority_weights)!r} must be three numbers (w1, w2, w3)"
-        )
-
-
-def masked_mean(x: Array, mask: Array) -> Array:
-    """Mean of ``x`` over the entries where ``mask`` > 0 (0 when there are none)."""
-    keep = mask > 0
-    return jnp.sum(jnp.where(keep, x, 0.0)) / jnp.maximum(jnp.sum(keep), 1)
 
 
 def shift_left(x: Array) -> Array:
@@ -241,28 +233,21 @@ def policy_gradient_loss(
     return -masked_mean(weights * target_logp, mask)
 
 
-def trajectory_priority(
-    deltas: Array,
-    rhos: Array,
-    target_logp: Array,
-    mask: Array,
-    *,
-    priority_weights: Sequence[float],
-    rho_max: float,
+def clipped_surrogate_loss(
+    target_logp: Array, behaviour_logp: Array, advs: Array, mask: Array, *, clip: float
 ) -> Array:
-    """p(τ) = w1·mean|δ_t| + w2·mean min(ρ_t, ρ_max) + w3·mean(−log π(a_t|s_t)) over real steps.
+    """−mean_t[min(ρ_t·A_t, clip(ρ_t, 1−ε, 1+ε)·A_t)], ρ_t = π/μ differentiable, A constant.
 
-    DistRL's distributed prioritized replay (DESIGN §5): large TD errors, stale-but-relevant
-    actions and unlikely actions are replayed more often. A constant (no gradient).
+    PPO's clipped surrogate (Schulman et al. 2017) on V-trace/Retrace advantages, as APPO does:
+    an action whose probability already moved by more than ε from the behaviour policy's gets
+    no further push in that direction. Without it, negative advantages on stale token sequences
+    keep pushing probability onto garbage tokens (measured: entropy 0.2 -> 3 nats and training
+    success 76% -> 2% within 150 steps at lr 2e-4).
     """
-    check_priority_weights(priority_weights)
-    w1, w2, w3 = priority_weights
-    priority = (
-        w1 * masked_mean(jnp.abs(deltas), mask)
-        + w2 * masked_mean(jnp.minimum(rhos, rho_max), mask)
-        + w3 * masked_mean(-target_logp, mask)
-    )
-    return jax.lax.stop_gradient(priority)
+    ratio = jnp.exp(jnp.clip(target_logp - behaviour_logp, -20.0, 20.0))
+    a = jax.lax.stop_gradient(advs)
+    surrogate = jnp.minimum(ratio * a, jnp.clip(ratio, 1.0 - clip, 1.0 + clip) * a)
+    return -masked_mean(surrogate, mask)
 
 
 def aride_loss(
@@ -288,6 +273,7 @@ def aride_loss(
     traj_value_coef: float,
     priority_weights: Sequence[float],
     rho_max: float,
+    policy_clip: float = 0.0,
 ) -> tuple[Array, dict[str, Array], Array]:
     """A-RIDE's loss on one trajectory (DistRL, arXiv 2410.14803): ``(loss, metrics, priority)``.
 
@@ -298,6 +284,8 @@ def aride_loss(
     ``off_policy_correction=False`` is the "no Retrace" ablation: ρ and c are set to 1 in the
     targets and the policy gradient (the replay priority still sees the real ratios, which
     measure staleness). ``value_target="none"`` and ``entropy_coef=0`` are the other ablations.
+    ``policy_clip=ε > 0`` replaces the ρ̄-clipped policy gradient with PPO's clipped surrogate
+    (:func:`clipped_surrogate_loss`; with off-policy correction on).
     """
     steps = (target_logp, entropy, rewards, penalties, dones, mask, behaviour_logp)
     check_trajectory_shapes(
@@ -329,7 +317,10 @@ def aride_loss(
     advs = advantages(sg_values, targets, rewards, penalties, dones, mask, gamma=gamma)
     deltas = td_errors(sg_values, rewards, dones, mask, gamma=gamma)
 
-    pg_loss = policy_gradient_loss(target_logp, rhos_used, advs, mask, rho_bar=rho_bar)
+    if policy_clip > 0 and off_policy_correction:
+        pg_loss = clipped_surrogate_loss(target_logp, behaviour_logp, advs, mask, clip=policy_clip)
+    else:
+        pg_loss = policy_gradient_loss(target_logp, rhos_used, advs, mask, rho_bar=rho_bar)
     mean_entropy = masked_mean(entropy, mask)
     policy_loss = pg_loss - entropy_coef * mean_entropy
     value_loss = step_critic_loss(value_logits, targets, mask)

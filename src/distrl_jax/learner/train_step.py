@@ -109,6 +109,7 @@ def rl_loss(graphdef: nnx.GraphDef, cfg: LearnerConfig) -> LossFn:
             traj_value_coef=cfg.traj_value_coef,
             priority_weights=tuple(cfg.priority_weights),
             rho_max=cfg.rho_max,
+            policy_clip=cfg.policy_clip,
         )
     elif cfg.algo == "digirl":
         batched = digirl.batched_digirl_loss

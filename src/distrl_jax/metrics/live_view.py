@@ -31,6 +31,8 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("actors alive / restarts", "actors", "{}"),
     ("since last broadcast", "since_broadcast_s", "{:.1f} s"),
     ("time sample / train", "timers", "{}"),
+    ("actor time device / inference / send", "actor_time", "{}"),
+    ("actor outbox / dropped / infra failures", "actor_queues", "{}"),
 )
 
 
@@ -66,6 +68,18 @@ class LiveView(MetricsSink):
             "actors": (
                 f"{m.get('actors_alive', 0):.0f} / {m.get('actor_restarts', 0):.0f}"
                 if "actors_alive" in m
+                else None
+            ),
+            "actor_time": (
+                f"{m['actor_device_step_frac']:.0%} / {m['actor_inference_frac']:.0%} / "
+                f"{m['actor_send_frac']:.0%}"
+                if "actor_device_step_frac" in m
+                else None
+            ),
+            "actor_queues": (
+                f"{m['actor_outbox_depth']:.0f} / {m['actor_dropped']:.0f} / "
+                f"{m.get('actor_infra_failures', 0):.0f}"
+                if "actor_outbox_depth" in m
                 else None
             ),
             "timers": (

@@ -1,10 +1,10 @@
 """The size and shape of the policy + critics, as one frozen dataclass (DESIGN §4).
 
 Every field carries its help text in ``metadata["help"]`` (the same convention as
-``distrl_jax.config``, so ``--model.FIELD=VALUE`` overrides and ``--help`` work on it). Three
+``distrl_jax.config``, so ``--model.FIELD=VALUE`` overrides and ``--help`` work on it). Four
 presets: ``tiny`` trains on two CPU cores in minutes and is what tests and the smoke config use;
-``small`` and ``base`` are for accelerators. :meth:`ModelSpec.validate` names the field, the bad
-value and what is allowed.
+``small`` and ``base`` are for accelerators; ``student`` is the distilled actor policy.
+:meth:`ModelSpec.validate` names the field, the bad value and what is allowed.
 """
 
 from __future__ import annotations
@@ -154,11 +154,34 @@ def base() -> ModelSpec:
     )
 
 
-PRESETS = {"tiny": tiny, "small": small, "base": base}
+def student() -> ModelSpec:
+    """About 82k parameters: the distilled actor policy (DESIGN §4), about 2x ``tiny``'s
+    actions/s on one CPU core (``benchmarks/distill_speed.py``).
+
+    Same image size, patches, context, action length, location bins and tokenizer as ``tiny``,
+    so it reads the replayed observations and scores the action tokens of a ``tiny`` teacher,
+    and taps are localised on the same 16-pixel grid. The encoder is one joint block over the
+    patches and the context, the decoder one block, at half the width: at batch 1 the sampler's
+    cost is mostly per-op overhead in the decoding loop, so depth matters more than width. The
+    copy head stays (TYPE actions copy names from the task).
+    """
+    return ModelSpec(
+        name="student",
+        width=32,
+        heads=2,
+        image_depth=0,
+        text_depth=0,
+        fusion_depth=1,
+        decoder_depth=1,
+        critic_hidden=32,
+    )
+
+
+PRESETS = {"tiny": tiny, "small": small, "base": base, "student": student}
 
 
 def preset(name: str) -> ModelSpec:
-    """The named preset (tiny | small | base), validated."""
+    """The named preset (tiny | small | base | student), validated."""
     if name not in PRESETS:
         raise ValueError(f"model preset {name!r} is unknown; known: {', '.join(PRESETS)}")
     return PRESETS[name]().validate()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import functools
 import pathlib
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,6 +29,8 @@ import numpy as np
 from distrl_jax.devices.actions import parse_action
 from distrl_jax.models import action_codec as codec
 from distrl_jax.models.spec import ModelSpec
+
+_LOAD_LOCK = threading.Lock()
 
 TOKENIZER_DIR = pathlib.Path(__file__).with_name("tokenizer")
 
@@ -105,7 +108,8 @@ def load_tokenizer(path: str | pathlib.Path = TOKENIZER_DIR):  # -> PreTrainedTo
         raise FileNotFoundError(
             f"no tokenizer.json in {path}; create it with `python -m distrl_jax.models.tokenizer --rebuild`"
         )
-    tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    with _LOAD_LOCK:  # transformers' lazy imports race when threads load at once
+        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     check_layout(tok)
     return tok
 

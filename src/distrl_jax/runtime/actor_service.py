@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import logging
 import random
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -22,25 +23,64 @@ from distrl_jax.checkpoint.policy_loader import load_policy_state
 from distrl_jax.config import Config
 from distrl_jax.devices.task_env import TaskEnv
 from distrl_jax.models.jax_policy import JaxPolicy
+from distrl_jax.models.spec import ModelSpec, preset
 from distrl_jax.models.tokenizer import ContextEncoder
+from distrl_jax.tasks.augment import augment
 from distrl_jax.tasks.goals import Task
 from distrl_jax.tasks.suites import load_tasks
 from distrl_jax.transport.control import ControlClient
 from distrl_jax.transport.param_broadcast import ParamSubscriber, ParamsVersion
+from distrl_jax.transport.security import SocketSecurity
 from distrl_jax.transport.trajectory_channel import TrajectorySender
 
 log = logging.getLogger(__name__)
 
 
-def make_devices(cfg: Config, actor_id: int) -> list[TaskEnv]:
-    """The actor's environments (simphone here; adb devices come with their own backend)."""
-    if cfg.device.kind != "simphone":
-        raise ValueError(
-            f"device.kind={cfg.device.kind!r} is not available in this build; use simphone"
-        )
+def make_devices(cfg: Config, actor_id: int, nonce: int = 0) -> list[TaskEnv]:
+    """The actor's environments: ``device.count`` simphones, or one adb device per serial in
+    ``device.serials`` (judged by a VLM, or by the test ADB server's exact judge)."""
     from distrl_jax.evaluate import make_envs
 
-    return make_envs(cfg, cfg.device.count, cfg.seed * 7919 + actor_id + 1)
+    if cfg.device.kind == "simphone":
+        return make_envs(cfg, cfg.device.count, cfg.seed * 7919 + actor_id + 1 + nonce)
+    return [make_adb_env_from_config(cfg, serial) for serial in cfg.device.serials]
+
+
+def make_adb_env_from_config(cfg: Config, serial: str) -> TaskEnv:
+    """One adb device's TaskEnv with the judge the config asks for (``device.judge``)."""
+    from distrl_jax.devices.adb_device import make_adb_env
+
+    dc = cfg.device
+    evaluator = None
+    if dc.judge == "vlm" or not dc.adb_sim_control:
+        from distrl_jax.devices.vlm_judge import VlmJudge
+
+        evaluator = VlmJudge(timeout_s=dc.judge_timeout_s, retries=dc.judge_retries)
+    return make_adb_env(
+        cfg, serial, sim_control=dc.adb_sim_control, evaluator=evaluator, timeout_s=dc.adb_timeout_s
+    )
+
+
+def actor_spec(cfg: Config) -> ModelSpec:
+    """The model actors run: the learner's, or the distilled student's preset."""
+    return preset(cfg.distill.student) if cfg.actor.policy == "distilled" else cfg.model
+
+
+def slow_devices(cfg: Config) -> bool:
+    """Whether device steps wait on something (adb devices, a simphone latency model)."""
+    return cfg.device.kind == "adb" or cfg.device.latency != "none"
+
+
+def training_tasks(cfg: Config) -> list[Task]:
+    """The actors' tasks: the training split, plus ``tasks.train_augment`` made-up variants of
+    each (the same variants in every actor, so the task distribution is the run's, not the
+    actor's)."""
+    tasks = load_tasks(
+        cfg.tasks.train, split=cfg.tasks.train_split, horizon=cfg.tasks.horizon or None
+    )
+    if cfg.tasks.train_augment:
+        tasks = augment(tasks, cfg.tasks.train_augment, seed=cfg.seed)
+    return tasks
 
 
 def task_stream(tasks: list[Task], seed: int) -> Iterator[Task]:
@@ -59,33 +99,77 @@ class ActorService:
         self.cfg = cfg
         self.actor_id = actor_id
         name = f"actor-{actor_id}"
-        self.control = ControlClient(learner, name, devices=f"{cfg.device.kind}x{cfg.device.count}")
-        ack = self.control.register(timeout_s=60.0)
-        for key in ("trajectories", "params", "params_latest"):
-            if key not in ack:
-                raise RuntimeError(f"the learner at {learner} did not send its {key!r} endpoint")
-        self.control.start_heartbeats()
-        self.sender = TrajectorySender(ack["trajectories"], name, outbox_size=cfg.runtime.outbox)
-        self.subscriber = ParamSubscriber(ack["params"], ack["params_latest"], subscriber_id=name)
-        self.policy = JaxPolicy(cfg.model, seed=cfg.seed * 1000 + actor_id, buckets=(1, 8, 32))
-        self.envs = make_devices(cfg, actor_id)
-        self.tasks = load_tasks(
-            cfg.tasks.train, split=cfg.tasks.train_split, horizon=cfg.tasks.horizon or None
-        )
         self._stop = threading.Event()
         self.episodes = 0
         self.infra_failures = 0
         self.version_swaps = 0
+        self.versions_adopted: list[int] = []  # every version this actor has acted with, in order
+        self.rollout: VectorRollout | None = None
+        self._send_s = 0.0
+        self._load_s = 0.0
+        self._t0 = time.monotonic()
+        # A restarted actor (same id) must not replay its predecessor's episodes: every seed
+        # mixes in a per-process nonce (the run stays seeded by cfg.seed apart from it).
+        self.nonce = secrets.randbits(31)
+        keys = cfg.runtime.keys_dir
+        sec = SocketSecurity.from_keys_dir(keys, name) if keys else None
+        self.control = ControlClient(
+            learner,
+            name,
+            devices=f"{cfg.device.kind}x{cfg.device.count}",
+            stats=self.stats,
+            security=sec,
+        )
+        ack = self.control.register(timeout_s=60.0)
+        for key in ("trajectories", "params", "params_latest"):
+            if key not in ack:
+                raise RuntimeError(f"the learner at {learner} did not send its {key!r} endpoint")
+        self.sender = TrajectorySender(
+            ack["trajectories"], name, outbox_size=cfg.runtime.outbox, security=sec
+        )
+        self.subscriber = ParamSubscriber(
+            ack["params"], ack["params_latest"], subscriber_id=name, security=sec
+        )
+        self.policy_spec = actor_spec(cfg)
+        self.policy = JaxPolicy(
+            self.policy_spec, seed=cfg.seed * 1000 + actor_id + self.nonce, buckets=(1, 8, 32)
+        )
+        self.envs = make_devices(cfg, actor_id, self.nonce)
+        self.tasks = training_tasks(cfg)
+        self.control.start_heartbeats()  # after everything stats() reads exists
 
     def _adopt(self, pv: ParamsVersion) -> None:
+        t0 = time.perf_counter()
         if pv.path:
-            _, params, _ = load_policy_state(pv.path, self.cfg.model)
+            _, params, _ = load_policy_state(pv.path, self.policy_spec)
             self.policy.set_params(params, pv.version)
         elif pv.params is not None:
             from distrl_jax.runtime.learner_service import nested_params
 
             self.policy.set_params(nested_params(dict(pv.params)), pv.version)
         self.version_swaps += 1
+        self.versions_adopted.append(pv.version)
+        self._load_s += time.perf_counter() - t0
+
+    def stats(self) -> dict[str, float]:
+        """Cumulative counters and per-stage seconds (device step, inference, send, parameter
+        load): sent with every heartbeat, so the learner's metrics show where actors spend time."""
+        out = {
+            "episodes": float(self.episodes),
+            "infra_failures": float(self.infra_failures),
+            "policy_version": float(self.policy.version),
+            "version_swaps": float(self.version_swaps),
+            "dropped": float(self.sender.dropped),
+            "outbox_depth": float(self.sender.pending),
+            "uptime_s": time.monotonic() - self._t0,
+            "time_send_s": self._send_s,
+            "time_param_load_s": self._load_s,
+        }
+        r = self.rollout
+        if r is not None:
+            out.update({f"time_{k}": v for k, v in r.timers.items()})
+            out.update(device_steps=float(r.device_steps), policy_calls=float(r.policy_calls))
+        return out
 
     def _maybe_update(self) -> None:
         pv = self.subscriber.latest()
@@ -102,16 +186,18 @@ class ActorService:
             raise TimeoutError("no policy version from the learner within 120 s")
         self._adopt(first)
         self.policy.warm_up()
-        rollout = VectorRollout(
+        rollout = self.rollout = VectorRollout(
             self.envs,
             policy_act(self.policy),
             contexts=ContextEncoder(self.cfg.model),
             record=True,
-            threads=len(self.envs) if self.cfg.device.latency != "none" else 0,
+            # Slow devices (emulators, a latency model) step and reset in threads, each on its
+            # own; the policy acts on whichever are ready.
+            threads=len(self.envs) if slow_devices(self.cfg) else 0,
             actor_id=self.actor_id,
             policy_version=lambda: self.policy.version,
         )
-        tasks = task_stream(self.tasks, self.cfg.seed + self.actor_id)
+        tasks = task_stream(self.tasks, self.cfg.seed + self.actor_id + self.nonce)
         try:
             if self.cfg.runtime.mode == "sync":
                 self._run_sync(rollout, tasks, max_episodes)
@@ -144,7 +230,9 @@ class ActorService:
 
     def _send(self, result) -> None:
         if result.trajectory is not None:
+            t0 = time.perf_counter()
             self.sender.send(result.trajectory)
+            self._send_s += time.perf_counter() - t0
             self.episodes += 1
         else:
             self.infra_failures += 1
@@ -177,5 +265,10 @@ def main(cfg: Config, learner: str, actor_id: int) -> int:
         n = service.run()
     finally:
         service.close()
-    print(f"actor {actor_id}: {n} episodes in {time.monotonic() - t0:.0f} s")
+    versions = ",".join(str(v) for v in service.versions_adopted)
+    print(
+        f"actor {actor_id}: {n} episodes in {time.monotonic() - t0:.0f} s, "
+        f"acted with policy versions {versions}",
+        flush=True,
+    )
     return 0

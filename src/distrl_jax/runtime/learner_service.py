@@ -32,6 +32,7 @@ from distrl_jax.learner.learner import Learner
 from distrl_jax.metrics.writers import MetricsWriter
 from distrl_jax.transport.control import ControlServer
 from distrl_jax.transport.param_broadcast import ParamPublisher
+from distrl_jax.transport.security import SocketSecurity
 from distrl_jax.transport.trajectory_channel import TrajectoryReceiver
 
 log = logging.getLogger(__name__)
@@ -68,21 +69,31 @@ class LearnerService:
         def ep(offset: int) -> str:
             return f"tcp://{host}:{port + offset if port else 0}"
 
-        self.control = ControlServer(ep(0), heartbeat_timeout_s=30.0)
-        self.receiver = TrajectoryReceiver(ep(1), rcvhwm=max(4, cfg.runtime.ingest_queue // 16))
-        self.publisher = ParamPublisher(ep(2), ep(3))
+        rt = cfg.runtime
+        sec = SocketSecurity.from_keys_dir(rt.keys_dir, "learner") if rt.keys_dir else None
+        guard = {"security": sec, "insecure": rt.insecure}
+        self.control = ControlServer(ep(0), heartbeat_timeout_s=30.0, **guard)
+        self.receiver = TrajectoryReceiver(ep(1), rcvhwm=max(4, rt.ingest_queue // 16), **guard)
+        self.publisher = ParamPublisher(ep(2), ep(3), **guard)
         self.control.set_info(
             trajectories=self.receiver.endpoint,
             params=self.publisher.endpoint,
             params_latest=self.publisher.latest_endpoint,
         )
+        # The sample/insert ratio counts this process's steps and inserts: a resumed learner
+        # must not wait for the data of the steps it took before the restart.
+        self._start_version = self.learner.version
         self.inserted = 0
+        self.ingest_s = 0.0  # cumulative seconds spent inserting received trajectories
         self.device_steps = 0
         self.penalised_steps = 0
         self.last_broadcast = time.monotonic()
         self.extra_metrics: Callable[[], dict[str, float]] = dict  # e.g. the supervisor's counts
         self.received_success: collections.deque[float] = collections.deque(maxlen=200)
         self._fresh = 0  # trajectories inserted since the last sync round
+        # actor id -> the policy versions its trajectories were played with (the newest 64):
+        # proof that broadcasts reach every actor, and a per-actor view of policy lag.
+        self.actor_versions: dict[int, set[int]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._ingest = threading.Thread(target=self._ingest_loop, name="ingest", daemon=True)
@@ -99,17 +110,23 @@ class LearnerService:
             traj = self.receiver.recv(timeout_s=0.1)
             if traj is None:
                 continue
+            t0 = time.perf_counter()
             try:
                 ok = self.learner.insert(traj)
             except ValueError as e:  # wrong shapes for this run: counted, never fatal
                 log.warning("rejected a trajectory from actor %d: %s", traj.actor_id, e)
                 continue
             with self._lock:
+                self.ingest_s += time.perf_counter() - t0
                 self.inserted += 1
                 self.device_steps += traj.length
                 self.penalised_steps += int(np.sum(traj.penalties < 0))
                 self._fresh += int(ok)
                 self.received_success.append(float(traj.success))
+                seen = self.actor_versions.setdefault(traj.actor_id, set())
+                seen.add(traj.policy_version)
+                if len(seen) > 64:
+                    seen.discard(min(seen))
 
     def broadcast(self) -> float:
         """Announce the current parameters as a new version (path or inline); returns seconds."""
@@ -117,11 +134,15 @@ class LearnerService:
         self.last_broadcast = time.monotonic()
         version = self.learner.version
         if self.cfg.runtime.broadcast == "inline":
-            self.publisher.publish_inline(version, version, flat_params(self.learner.params))
+            params, _ = self.learner.actor_params()
+            self.publisher.publish_inline(version, version, flat_params(params))
             self.control.set_latest(version, version)
             return time.perf_counter() - t0
-        path = self.learner.maybe_checkpoint(force=True)
+        self.learner.maybe_checkpoint(force=True)
         self.learner.checkpoints.wait()  # actors must never read a half-written step
+        if self.learner.student is not None:
+            self.learner.student.checkpoints.wait()
+        _, path = self.learner.actor_params()
         self.publisher.publish_path(version, version, str(path))
         self.control.set_latest(version, version, str(path))
         return time.perf_counter() - t0
@@ -138,7 +159,7 @@ class LearnerService:
                 if fresh >= self.cfg.runtime.sync_round * max(1, len(self.control.alive())):
                     return True
             elif self.learner.ready() and (
-                self.learner.version + 1
+                self.learner.version - self._start_version + 1
             ) * lc.batch_size <= rc.samples_per_insert * max(inserted, 1):
                 return True
             time.sleep(0.01)
@@ -175,6 +196,7 @@ class LearnerService:
         with self._lock:
             success = list(self.received_success)
             inserted, steps, penalised = self.inserted, self.device_steps, self.penalised_steps
+            ingest_s = self.ingest_s
         replay = self.learner.replay.stats()
         metrics.update(
             {
@@ -189,13 +211,38 @@ class LearnerService:
                 "wall_s": elapsed,
                 "learner_steps_per_s": self.learner.version / elapsed,
                 "since_broadcast_s": time.monotonic() - self.last_broadcast,
+                "time_ingest_per_traj_s": ingest_s / inserted if inserted else 0.0,
                 "transport_rejects": float(self.receiver.rejects.total),
                 "replay_rejected": float(replay["rejected"]),
             }
         )
+        metrics.update(self.actor_metrics())
         metrics.update(self.extra_metrics())
         self.writer.write(self.learner.version, metrics)
         return metrics
+
+    def actor_metrics(self) -> dict[str, float]:
+        """The live actors' heartbeat figures, summed: per-stage seconds (device step, inference,
+        reset, send, parameter load) and their share of actor time, queue depths, drops, and
+        the channel's duplicate/gap counts."""
+        totals: dict[str, float] = collections.defaultdict(float)
+        for record in self.control.actors():
+            if record.alive:
+                for k, v in record.stats.items():
+                    totals[k] += v
+        receiver = self.receiver.stats()
+        out = {
+            "transport_duplicates": float(receiver["duplicates"]),
+            "transport_gaps": float(receiver["gaps"]),
+        }
+        for key in ("outbox_depth", "dropped", "infra_failures"):
+            out[f"actor_{key}"] = totals.get(key, 0.0)
+        uptime = totals.get("uptime_s", 0.0)
+        for stage in ("device_step", "inference", "reset", "send", "param_load"):
+            seconds = totals.get(f"time_{stage}_s", 0.0)
+            out[f"actor_time_{stage}_s"] = seconds
+            out[f"actor_{stage}_frac"] = seconds / uptime if uptime else 0.0
+        return out
 
     def _periodic(self) -> None:
         """Evaluation and checkpoints on their step cadences (both modes)."""
@@ -224,6 +271,11 @@ class LearnerService:
             {"eval_success": total.success_rate, "time_eval_s": time.perf_counter() - t0},
         )
         return total.success_rate
+
+    def versions_by_actor(self) -> dict[int, list[int]]:
+        """``{actor id: sorted policy versions seen in its trajectories}`` (the newest 64)."""
+        with self._lock:
+            return {a: sorted(v) for a, v in sorted(self.actor_versions.items())}
 
     def stop(self) -> None:
         """Ask the loop to stop (SIGTERM does the same through the learner)."""

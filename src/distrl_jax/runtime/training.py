@@ -11,6 +11,7 @@ other machines with the printed command.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import json
 import logging
@@ -124,6 +125,11 @@ def evaluate_params(
     from distrl_jax.models.jax_policy import JaxPolicy
 
     tasks = eval_tasks(cfg)
+    # Evaluation measures the policy, not the fleet: no latency model and no injected faults.
+    cfg = dataclasses.replace(
+        cfg,
+        device=dataclasses.replace(cfg.device, latency="none", hang_prob=0.0, offline_prob=0.0),
+    )
     policy = JaxPolicy(cfg.model, params, version=version, seed=cfg.seed, greedy=cfg.eval.greedy)
     t0 = time.perf_counter()
     records = evaluate_policy(
@@ -139,8 +145,11 @@ def evaluate_params(
 def warm_start_path(cfg: Config, run_dir: pathlib.Path) -> pathlib.Path:
     """Where ``checkpoint.init_from=bc`` keeps its behaviour-cloning warm start: one folder per
     (model, tasks, pretrain settings), beside the run folders, reused by later runs."""
+    from distrl_jax.pretrain import DEMO_RECIPE
+
     key = json.dumps(
         [
+            DEMO_RECIPE,  # a change in how demonstrations are made invalidates old warm starts
             to_dict(cfg.model),
             to_dict(cfg.pretrain),
             cfg.tasks.train,
@@ -150,7 +159,8 @@ def warm_start_path(cfg: Config, run_dir: pathlib.Path) -> pathlib.Path:
         sort_keys=True,
     )
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
-    return run_dir.parent / "warm-starts" / f"bc-{cfg.model.name}-{digest}"
+    root = pathlib.Path(cfg.checkpoint.warm_start_dir or run_dir.parent / "warm-starts")
+    return root / f"bc-{cfg.model.name}-{digest}"
 
 
 def resolve_init(cfg: Config, run_dir: pathlib.Path) -> Config:
@@ -158,15 +168,19 @@ def resolve_init(cfg: Config, run_dir: pathlib.Path) -> Config:
     if cfg.checkpoint.init_from != "bc":
         return cfg
     folder = warm_start_path(cfg, run_dir)
-    if not (folder / "checkpoints" / "0").is_dir():
-        from distrl_jax import pretrain
-        from distrl_jax.run_folder import create_run_folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # Runs started together (a sweep) train the warm start once: the others wait for it.
+    with open(folder.parent / f".{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "checkpoints" / "0").is_dir():
+            from distrl_jax import pretrain
+            from distrl_jax.run_folder import create_run_folder
 
-        print(f"no behaviour-cloning warm start yet: training one into {folder} (once)")
-        bc_cfg = dataclasses.replace(cfg, run_dir=str(folder), name=f"{cfg.name}-bc")
-        pretrain.run(bc_cfg, create_run_folder(bc_cfg))
-    else:
-        print(f"warm start: {folder} (behaviour cloning, reused)")
+            print(f"no behaviour-cloning warm start yet: training one into {folder} (once)")
+            bc_cfg = dataclasses.replace(cfg, run_dir=str(folder), name=f"{cfg.name}-bc")
+            pretrain.run(bc_cfg, create_run_folder(bc_cfg))
+        else:
+            print(f"warm start: {folder} (behaviour cloning, reused)")
     return dataclasses.replace(
         cfg, checkpoint=dataclasses.replace(cfg.checkpoint, init_from=str(folder / "checkpoints"))
     )
@@ -209,6 +223,8 @@ def train(
         f"trained {service.learner.version} steps on {service.inserted} trajectories in "
         f"{seconds:.0f} s; checkpoints: {service.learner.checkpoints.directory}"
     )
+    for actor, versions in service.versions_by_actor().items():
+        print(f"trajectories from actor {actor} were played with policy versions {versions}")
     after = evaluate_params(cfg, service.learner.params, service.learner.version, run_dir, "final")
     print(
         f"\nsuccess on {cfg.tasks.eval}:{cfg.tasks.eval_split}: start {before.success_rate:.1%} "

@@ -29,6 +29,9 @@ _NAME = re.compile(r"(?<=\s)([A-Z][A-Za-z'&.-]*(?:\s+[A-Z][A-Za-z'&.-]*)*)")
 # A quoted search query ('search for "logitech g910"') and a shopping site's name.
 _QUOTED = re.compile(r'"([^"]+)"')
 _SITE = re.compile(r"\b([a-z0-9-]+)(?=\.com\b)")
+# A lowercase word (held-out search terms are often plain nouns such as "speed", which the
+# capitalised-name rule never varies); kept only where the goal's query holds it.
+_WORD = re.compile(r"\b([a-z]{3,})\b")
 # Capitalised words that are part of a request's wording, not a value to vary.
 _KEEP = {"YouTube", "Google", "Maps", "Chrome", "Gmail", "Play", "Store", "Settings", "Wi-Fi", "I"}
 
@@ -44,8 +47,9 @@ def made_up_name(rng: random.Random) -> str:
     return " ".join(word() for _ in range(rng.choice((1, 1, 2))))
 
 
-def _replacements(text: str, rng: random.Random) -> list[tuple[int, int, str]]:
-    """Candidate (start, end, new text) edits: capitalised names, quoted queries, site names."""
+def _replacements(text: str, rng: random.Random, query: str = "") -> list[tuple[int, int, str]]:
+    """Candidate (start, end, new text) edits: capitalised names, quoted queries, site names and
+    the lowercase words of a search ``query``."""
     out = [
         (m.start(1), m.end(1), made_up_name(rng))
         for m in _NAME.finditer(text)
@@ -55,6 +59,10 @@ def _replacements(text: str, rng: random.Random) -> list[tuple[int, int, str]]:
         out.append((m.start(1), m.end(1), made_up_name(rng).lower()))
     for m in _SITE.finditer(text):
         out.append((m.start(1), m.end(1), made_up_name(rng).lower().replace(" ", "")))
+    query_words = set(query.lower().split())
+    for m in _WORD.finditer(text):
+        if m.group(1) in query_words:
+            out.append((m.start(1), m.end(1), made_up_name(rng).split()[0].lower()))
     return out
 
 
@@ -66,7 +74,7 @@ def variants(task: Task, n: int, rng: random.Random, tries: int = 4) -> list[Tas
     for _ in range(n * tries):
         if len(out) >= n:
             break
-        edits = _replacements(task.text, rng)
+        edits = _replacements(task.text, rng, str(task.goal.get("query") or ""))
         if not edits:
             break
         start, end, new_value = rng.choice(edits)
