@@ -142,6 +142,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from distrl_jax.runtime.actor_service import main as actor_main
 
         return actor_main(cfg, ns.learner, ns.actor_id)
+    drop = ("--role", "--run-dir", "--run_dir", "--actor-id", "--accel", "--learner")
+    # Actors act on CPU (the accelerator is the learner's); they need no run folder.
+    child_argv = [a for a in argv if not a.startswith(drop)] + ["--accel=cpu"]
+    if ns.role == "all":
+        from distrl_jax.runtime.training import ActorSupervisor
+
+        try:  # before the run folder, the warm start and the learner: fail in a second
+            ActorSupervisor.actor_commands(cfg, "", child_argv)
+        except ConfigError as e:
+            print(f"config error: {e}", file=sys.stderr)
+            return 2
     from distrl_jax.run_folder import create_run_folder
 
     run_dir = create_run_folder(cfg)
@@ -153,9 +164,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from distrl_jax.runtime.training import train
 
-    # Actors act on CPU (the accelerator is the learner's); they need no run folder.
-    drop = ("--role", "--run-dir", "--run_dir", "--actor-id", "--accel", "--learner")
-    child_argv = [a for a in argv if not a.startswith(drop)] + ["--accel=cpu"]
     return train(cfg, run_dir, spawn_actors=ns.role == "all", child_argv=child_argv)
 
 

@@ -518,3 +518,77 @@ def test_stream_yields_episodes_as_they_finish(val_tasks, contexts) -> None:
     for slot in (0, 1):
         orders = [r.order for r in got if r.slot == slot]
         assert orders == sorted(orders)
+
+
+# ---------------------------------------------------------------- (4b) misconfiguration
+
+
+class MisconfiguredPhone(CountingPhone):
+    """A device that can never work (sim_control on a phone without it): every reset raises
+    a non-retryable InfrastructureError."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.reset_calls = 0
+
+    def reset(self, task: Task, *, seed: int | None = None) -> np.ndarray:
+        """Raise; the device is not broken, it is the wrong kind."""
+        self.reset_calls += 1
+        raise InfrastructureError(
+            "this device has no distrl-sim", device="adb:bad", retryable=False
+        )
+
+
+class RejectingJudge(SimEvaluator):
+    """A judge whose endpoint rejects the API key (HTTP 401): never retryable."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def evaluate(self, task, device, screen, history):
+        """Raise as VlmJudge does on a 401."""
+        self.calls += 1
+        raise InfrastructureError("HTTP 401 Unauthorized", device="vlm_judge", retryable=False)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("threads", [0, 2])
+@pytest.mark.parametrize("where", ["device", "judge"])
+def test_non_retryable_error_stops_the_rollout_with_its_message(val_tasks, threads, where):
+    """A misconfiguration is not retried (retries=5 would otherwise try each of the 4 tasks 6
+    times) and is not turned into infra-failure records: it stops the rollout, saying what."""
+    if where == "device":
+        phone, judge = MisconfiguredPhone(seed=0), SimEvaluator()
+        expect = "no distrl-sim"
+    else:
+        phone, judge = CountingPhone(seed=0), RejectingJudge()
+        expect = "HTTP 401"
+    envs = [TaskEnv(phone, judge), TaskEnv(CountingPhone(seed=1), SimEvaluator())]
+    rollout = VectorRollout(envs, ExpertAct(), retries=5, threads=threads)
+    try:
+        with pytest.raises(InfrastructureError, match=expect) as info:
+            rollout.run(val_tasks[:4])
+    finally:
+        rollout.close()
+    assert not info.value.retryable
+    assert "not retryable" in str(info.value) and val_tasks[0].text in str(info.value)
+    assert phone.restarts == 0 and rollout.infra_restarts == 0
+    if where == "device":
+        assert phone.reset_calls == 1
+    else:
+        assert judge.calls == 1
+
+
+def test_a_restart_that_is_not_retryable_stops_the_rollout(val_tasks) -> None:
+    """A flaky device whose restart reveals a misconfiguration stops the rollout too."""
+
+    class Phone(FlakyPhone):
+        def restart(self) -> None:
+            self.restarts += 1
+            raise InfrastructureError("wrong server on reconnect", retryable=False)
+
+    phone = Phone(seed=0, reset_fails={1})
+    rollout = VectorRollout([TaskEnv(phone, SimEvaluator())], ExpertAct(), retries=3)
+    with pytest.raises(InfrastructureError, match="wrong server on reconnect") as info:
+        rollout.run(val_tasks[:2])
+    assert not info.value.retryable and phone.restarts == 1 and phone.reset_calls == 1

@@ -6,6 +6,8 @@ import base64
 import io
 import json
 import logging
+import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -273,3 +275,86 @@ def test_missing_endpoint_is_a_clear_error() -> None:
         VlmJudge(env={ENV_MODEL: MODEL})
     with pytest.raises(ValueError, match="http"):
         VlmJudge(env={ENV_URL: "ftp://x/v1", ENV_MODEL: MODEL})
+
+
+class TruncatedErrorServer:
+    """Answers every request with ``status`` and a reason phrase that echoes the API key, and
+    promises a 100-byte body but sends 5 bytes and holds the connection open: reading the error
+    body times out."""
+
+    def __init__(self, status: int):
+        self.status = status
+        self.requests = 0
+        self.conns: list[socket.socket] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/v1"
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            self.conns.append(conn)
+            conn.settimeout(5.0)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            while len(body) < length:
+                body += conn.recv(65536)
+            self.requests += 1
+            conn.sendall(
+                f"HTTP/1.1 {self.status} Rejected key {SECRET}\r\n".encode()
+                + b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\nshort"
+            )
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(timeout=5)
+        for c in self.conns:
+            c.close()
+        self.listener.close()
+
+
+@pytest.mark.parametrize(("status", "attempts"), [(401, 1), (500, 2)])
+def test_error_body_that_times_out_is_still_an_infrastructure_error(status, attempts) -> None:
+    server = TruncatedErrorServer(status)
+    try:
+        env = {ENV_URL: server.url, ENV_MODEL: MODEL, ENV_KEY: SECRET}
+        judge = VlmJudge(env=env, timeout_s=0.3, retries=1, backoff_s=0.01, fewshot=())
+        t0 = time.monotonic()
+        with pytest.raises(InfrastructureError, match=f"HTTP {status} Rejected key") as e:
+            judge.evaluate(TASK, None, np.zeros((16, 8, 3), np.uint8), [])
+        assert time.monotonic() - t0 < 3.0
+    finally:
+        server.close()
+    assert server.requests == attempts
+    assert e.value.retryable == (status != 401)
+    assert SECRET not in str(e.value) and "***" in str(e.value)
+    assert server.url.removeprefix("http://").split("/")[0] in str(e.value)  # host:port
+
+
+@pytest.mark.parametrize(
+    "content",
+    [[{"type": "text", "text": 5}], [{"type": "text", "text": None}], 7, {"text": "x"}],
+    ids=["int-part", "null-part", "number", "object"],
+)
+def test_content_that_is_not_text_is_an_infrastructure_error(stub_factory, content) -> None:
+    body = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]})
+    stub = stub_factory((200, body.encode(), 0.0))
+    with pytest.raises(InfrastructureError, match="non-text content"):
+        _judge(stub, fewshot=()).evaluate(TASK, None, _screen(), HISTORY)
+
+
+def test_content_parts_are_joined(stub_factory) -> None:
+    parts = [{"type": "text", "text": "SUCCESS: "}, {"type": "text", "text": "results shown"}]
+    body = json.dumps({"choices": [{"message": {"role": "assistant", "content": parts}}]})
+    stub = stub_factory((200, body.encode(), 0.0))
+    verdict = _judge(stub, fewshot=()).evaluate(TASK, None, _screen(), HISTORY)
+    assert verdict == Verdict(True, "results shown")

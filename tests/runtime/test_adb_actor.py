@@ -14,6 +14,7 @@ from learner_script import shrunk_config, wait_until
 
 from distrl_jax.devices.adb_device import AdbDevice, AdbSimEvaluator
 from distrl_jax.devices.adb_server import AdbServer
+from distrl_jax.launch import main as launch_main
 from distrl_jax.launch import parse_args
 from distrl_jax.metrics.writers import MetricsWriter
 from distrl_jax.runtime.actor_service import ActorService, make_devices
@@ -31,6 +32,23 @@ def test_devices_flag_sets_kind_count_and_serials() -> None:
     for bad in ("adb:", "simphone:0", "phone:2", "simphone:x"):
         with pytest.raises(SystemExit):
             parse_args([f"--devices={bad}"])
+
+
+def test_more_actors_than_adb_devices_is_refused_before_anything_starts(tmp_path, capsys) -> None:
+    """Two actor processes must never drive one phone: ``--role=all`` with 3 actors on 2 serials
+    exits 2 with the fix in the message, before a run folder or a learner exists."""
+    run_dir = tmp_path / "run"
+    code = launch_main(
+        [
+            "--devices=adb:emulator-5554,emulator-5556",
+            "--runtime.num_actors=3",
+            f"--run-dir={run_dir}",
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "runtime.num_actors=3" in err and "--runtime.num_actors=2" in err, err
+    assert not run_dir.exists()
 
 
 @pytest.mark.timeout(240)

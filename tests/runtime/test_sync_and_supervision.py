@@ -24,6 +24,8 @@ import time
 import pytest
 from learner_script import live_threads, shrunk_config, wait_until
 
+from distrl_jax.config import ConfigError
+from distrl_jax.launch import parse_args
 from distrl_jax.metrics.writers import MetricsWriter
 from distrl_jax.runtime.actor_service import ActorService
 from distrl_jax.runtime.learner_service import LearnerService
@@ -266,3 +268,73 @@ def test_supervisor_stop_kills_an_actor_that_ignores_sigterm(tmp_path):
     assert proc.returncode == -signal.SIGKILL
     assert 1.0 <= took < 5.0, took
     assert len(sup.starts) == 1 and sup.alive() == 0
+
+
+# ---------------------------------------------------------------------------- adb devices
+
+SERIALS = [f"emulator-{5554 + 2 * i}" for i in range(5)]
+
+
+def _child_config(cmd: list[str]):
+    """What ``python -m distrl_jax.launch`` makes of an actor's command line."""
+    assert cmd[1:3] == ["-m", "distrl_jax.launch"]
+    return parse_args(cmd[3:])
+
+
+@pytest.mark.parametrize(
+    "user_argv",
+    [
+        ["--devices", f"adb:{','.join(SERIALS)}"],
+        [f"--devices=adb:{','.join(SERIALS)}"],
+        ["--device.kind=adb", f"--device.serials={','.join(SERIALS)}"],
+        ["--set", "device.kind=adb", "--device.serials", ",".join(SERIALS)],
+    ],
+    ids=["devices-two-words", "devices", "serials", "set-and-two-words"],
+)
+def test_each_adb_actor_gets_its_own_serials(user_argv):
+    """`--role=all` with adb devices: actor i drives serials[i::n], however the user named
+    them; together the actors drive every serial exactly once."""
+    argv = ["--config=smoke", "--role=all", "--runtime.num_actors=2", *user_argv]
+    _, cfg = parse_args(argv)
+    # What launch passes on (its --role/--accel/... are replaced for the children).
+    child_argv = [a for a in argv if not a.startswith("--role")] + ["--accel=cpu"]
+    commands = ActorSupervisor.actor_commands(cfg, "tcp://127.0.0.1:9", child_argv)
+    assert len(commands) == 2
+    seen = []
+    for i, cmd in enumerate(commands):
+        ns, child = _child_config(cmd)
+        assert (ns.role, ns.learner, ns.actor_id, child.device.kind) == (
+            "actor",
+            "tcp://127.0.0.1:9",
+            i,
+            "adb",
+        )
+        assert list(child.device.serials) == SERIALS[i::2]
+        assert child.device.count == len(SERIALS[i::2])
+        seen += child.device.serials
+    assert sorted(seen) == sorted(SERIALS)
+
+
+def test_simphone_actors_keep_the_shared_device_settings(tmp_path):
+    cfg = shrunk_config(tmp_path, "runtime.num_actors=3", "device.count=4")
+    commands = ActorSupervisor.actor_commands(cfg, "tcp://127.0.0.1:9", ["--device.count=4"])
+    assert [c[-1] for c in commands] == ["--actor-id=0", "--actor-id=1", "--actor-id=2"]
+    assert not any(a.startswith("--devices") for c in commands for a in c)
+    for cmd in commands:
+        _, child = _child_config(cmd)
+        assert (child.device.kind, child.device.count) == ("simphone", 4)
+
+
+def test_more_adb_actors_than_serials_is_refused_before_any_starts(tmp_path):
+    _, cfg = parse_args(["--config=smoke", "--runtime.num_actors=3", "--devices=adb:a,b"])
+    with pytest.raises(ConfigError, match=r"runtime\.num_actors=3.*only 2.*num_actors=2"):
+        ActorSupervisor.actor_commands(cfg, "tcp://127.0.0.1:9", ())
+    started = []
+
+    class Recording(ScriptedSupervisor):
+        def _start(self, i: int) -> None:
+            started.append(i)
+
+    with pytest.raises(ConfigError):
+        Recording(cfg, "tcp://127.0.0.1:9", ())
+    assert started == []

@@ -13,7 +13,9 @@ behaviour log-probabilities.
 
 A device fault (``InfrastructureError``) restarts that device and plays the episode again from
 scratch, up to ``retries`` times; an episode that still fails is reported as an infrastructure
-failure, never as a policy failure, and produces no trajectory.
+failure, never as a policy failure, and produces no trajectory. A fault marked
+``retryable=False`` (a misconfiguration: a judge rejecting its key, a missing test-server
+command) is raised instead: retrying it would only fail every episode of the run.
 """
 
 from __future__ import annotations
@@ -295,20 +297,39 @@ class VectorRollout:
     # ------------------------------------------------------------------ internals
 
     def _fault(self, slot: int, ep: _Episode, error: Exception) -> EpisodeResult | None:
-        """Restart the device; the episode is retried, or failed for good (returned)."""
+        """Restart the device; the episode is retried, or failed for good (returned).
+
+        An error marked ``retryable=False`` (a judge refusing the API key, ``sim_control`` on a
+        device without it) is a misconfiguration that no retry fixes: it is raised, stopping the
+        rollout with its message, instead of failing every episode of the run one by one."""
         env = self.envs[slot]
+        self._stop_if_not_retryable(slot, ep, error)
         reason = f"{type(error).__name__}: {error}"
         log.warning("device %d: %s (task %r, attempt %d)", slot, reason, ep.task.text, ep.attempts)
         self.infra_restarts += 1
         try:
             env.device.restart()
         except InfrastructureError as e:
+            self._stop_if_not_retryable(slot, ep, e)
             reason += f"; restart failed: {e}"
         if ep.attempts >= self.retries:
             record = EpisodeRecord(ep.task.text, False, 0, 0, infra_failure=True, reason=reason)
             return EpisodeResult(record, None, slot, ep.order)
         ep.restart()
         return None
+
+    def _stop_if_not_retryable(self, slot: int, ep: _Episode, error: Exception) -> None:
+        if getattr(error, "retryable", True):
+            return
+        name = getattr(self.envs[slot].device, "name", "") or f"device {slot}"
+        log.error("%s: %s is not retryable; stopping the rollout", name, error)
+        raise InfrastructureError(
+            f"{name} (slot {slot}, task {ep.task.text!r}): {error} -- this error is not "
+            "retryable (a configuration problem, not a flaky device), so the rollout stops "
+            "instead of retrying; fix the cause and start again",
+            device=getattr(error, "device", "") or name,
+            retryable=False,
+        ) from error
 
     def _finish(self, slot: int, ep: _Episode, last: Observation, info: StepInfo) -> EpisodeResult:
         t = self.envs[slot].t

@@ -8,8 +8,9 @@ video never settles, and that is not an error).
 
 Every adb call runs under one deadline of ``timeout_s``: a connection never waits longer, in
 total, than what is left of it. A device that hangs, goes offline, drops a screenshot or answers
-nonsense raises ``InfrastructureError``, is marked unhealthy and keeps raising until
-``restart()`` reconnects (re-discovering the serial and its screen size).
+nonsense, or whose shell command exits non-zero (an ``input`` or ``am`` that failed), raises
+``InfrastructureError``, is marked unhealthy and keeps raising until ``restart()`` reconnects
+(re-discovering the serial and its screen size).
 
 The client never starts an adb daemon: ``adbutils`` would run ``adb start-server`` when it
 cannot connect, so the connections used here fail instead (a daemon left running on 5037 would
@@ -31,7 +32,7 @@ import socket
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import adbutils
 import numpy as np
@@ -50,6 +51,11 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _WM_SIZE = re.compile(r"(Override|Physical) size: (\d+)x(\d+)")
+# Appended to every shell line: `shell:` has no exit status, so the line prints its own (on a
+# line of its own: a trailing comment or newline in the command cannot swallow it).
+_STATUS_MARKER = b"__distrl_rc="
+_STATUS_SUFFIX = f"\necho {_STATUS_MARKER.decode()}$?"
+_STATUS_VALUE = re.compile(rb"(\d{1,3})\s*\Z")
 
 
 class _DeadlineConnection(adbutils.AdbConnection):
@@ -241,13 +247,39 @@ class AdbDevice(Device):
     # ------------------------------------------------------------ adb plumbing
 
     def shell(self, command: str) -> str:
-        """Run one shell command line under the call deadline; its output as text."""
+        """Run one shell command line under the call deadline; its output as text.
+
+        A non-zero exit status (a rejected ``input``, a failing ``am``) is a device fault:
+        InfrastructureError, and the device is marked unhealthy."""
+        status, out = self.shell_status(command)
+        if status != 0:
+            what = command.split(" ", 1)[0]
+            tail = out.strip()[-300:]
+            self._fail(what, RuntimeError(f"exit status {status} from {command[:200]!r}: {tail!r}"))
+        return out
+
+    def shell_status(self, command: str) -> tuple[int, str]:
+        """Run one shell command line under the call deadline: (exit status, output as text).
+
+        ``shell:`` (v1, what every Android version has) carries no exit status, so the line runs
+        with ``echo <marker>$?`` on a line after it, and the marker is cut off the output.
+        Output without the marker (a connection cut short) is a device fault."""
         self._ensure_connected()
         raw = self._call(
             command.split(" ", 1)[0],
-            lambda d: d.shell(command, timeout=self.timeout_s, encoding=None, rstrip=False),
+            lambda d: d.shell(
+                f"{command}{_STATUS_SUFFIX}", timeout=self.timeout_s, encoding=None, rstrip=False
+            ),
         )
-        return raw.decode("utf-8", errors="replace")
+        at = raw.rfind(_STATUS_MARKER)
+        found = _STATUS_VALUE.match(raw, at + len(_STATUS_MARKER)) if at >= 0 else None
+        if found is None:
+            tail = raw[-200:].decode("utf-8", errors="replace")
+            self._fail(
+                command.split(" ", 1)[0],
+                ValueError(f"the shell's answer has no exit status (it ends {tail!r})"),
+            )
+        return int(found.group(1)), raw[:at].decode("utf-8", errors="replace")
 
     @staticmethod
     def _exec(device: adbutils.AdbDevice, command: str) -> bytes:
@@ -270,12 +302,14 @@ class AdbDevice(Device):
         self._client.deadline = start + self.timeout_s
         try:
             return fn(self._device)
-        except (adbutils.AdbError, OSError, EOFError) as err:  # AdbTimeout is an AdbError
+        # AdbTimeout is an AdbError; ValueError is what adbutils raises on a malformed answer
+        # (a length prefix that is not hex, a version that is not a number).
+        except (adbutils.AdbError, OSError, EOFError, ValueError) as err:
             self._fail(what, err, time.monotonic() - start)
         finally:
             self._client.deadline = math.inf
 
-    def _fail(self, what: str, err: Exception, elapsed: float | None = None) -> None:
+    def _fail(self, what: str, err: Exception, elapsed: float | None = None) -> NoReturn:
         timed_out = isinstance(err, (adbutils.AdbTimeout, TimeoutError))
         self._broken = "hung" if timed_out else "failing"
         after = f" after {elapsed:.1f}s" if elapsed is not None else ""
@@ -313,8 +347,9 @@ class AdbDevice(Device):
             self._fail("wm size", ValueError(f"unexpected answer {out.strip()[:200]!r}"))
         self.screen_wh = wh
         if self.sim_control:
-            pong = self.shell(f"{SIM_COMMAND} ping").strip()
-            if pong != f"{SIM_COMMAND} ok":
+            status, pong = self.shell_status(f"{SIM_COMMAND} ping")
+            pong = pong.strip()
+            if status != 0 or pong != f"{SIM_COMMAND} ok":
                 self._broken = "failing"
                 raise InfrastructureError(
                     f"{self.name}: sim_control=True but the device has no {SIM_COMMAND} (it "

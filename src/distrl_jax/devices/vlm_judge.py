@@ -170,9 +170,19 @@ def user_message(task: str, actions: Sequence[str], png: bytes) -> dict:
 
 
 def _safe_url(url: str) -> str:
-    """scheme://host/path only: a query string may carry a key (?api-key=...)."""
+    """scheme://host[:port]/path only: user:password@ or a query string (?api-key=...) may
+    carry a key."""
     p = urllib.parse.urlsplit(url)
-    return urllib.parse.urlunsplit((p.scheme, p.hostname or "", p.path, "", ""))
+    host = p.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    try:
+        port = p.port
+    except ValueError:  # not a number or out of range: the caller's message says what is wrong
+        port = None
+    if port is not None:
+        host = f"{host}:{port}"
+    return urllib.parse.urlunsplit((p.scheme, host, p.path, "", ""))
 
 
 class VlmJudge(Evaluator):
@@ -296,8 +306,11 @@ class VlmJudge(Evaluator):
                 with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                     raw = resp.read()
             except urllib.error.HTTPError as e:
-                detail = self._redact(e.read(300).decode("utf-8", "replace"))
-                last = f"HTTP {e.code} {e.reason}: {detail}"
+                try:  # the error body is a courtesy: it may time out or be cut short
+                    detail = self._redact(e.read(300).decode("utf-8", "replace"))
+                except (OSError, ValueError, http.client.HTTPException):
+                    detail = ""
+                last = f"HTTP {e.code} {self._redact(str(e.reason))}: {detail}"
                 if e.code in RETRY_STATUS or e.code >= 500:
                     continue
                 raise InfrastructureError(
@@ -315,7 +328,7 @@ class VlmJudge(Evaluator):
             return self._content(raw, where)
         raise InfrastructureError(
             f"the judge at {where} did not answer after {self.retries + 1} attempts "
-            f"(timeout {self.timeout_s:.0f} s each): {last}",
+            f"(timeout {self.timeout_s:g} s each): {last}",
             device="vlm_judge",
         )
 
@@ -323,7 +336,7 @@ class VlmJudge(Evaluator):
         """The assistant's text from a chat-completions response body."""
         try:
             content = json.loads(raw)["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError):
+        except (ValueError, KeyError, IndexError, TypeError, RecursionError):
             excerpt = self._redact(raw[:200].decode("utf-8", "replace"))
             raise InfrastructureError(
                 f"the judge at {where} sent a response without choices[0].message.content: "
@@ -331,9 +344,12 @@ class VlmJudge(Evaluator):
                 device="vlm_judge",
             ) from None
         if isinstance(content, list):  # some servers return content parts
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+            texts = [p.get("text", "") for p in content if isinstance(p, dict)]
+            if all(isinstance(t, str) for t in texts):
+                content = "".join(texts)
         if not isinstance(content, str):
+            excerpt = self._redact(raw[:200].decode("utf-8", "replace"))
             raise InfrastructureError(
-                f"the judge at {where} sent non-text content", device="vlm_judge"
+                f"the judge at {where} sent non-text content: {excerpt!r}", device="vlm_judge"
             )
         return content

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from distrl_jax.config import Config, to_dict
+from distrl_jax.config import Config, ConfigError, to_dict
 from distrl_jax.learner.learner import initialize_distributed, install_signal_handlers
 from distrl_jax.metrics.live_view import live_sink
 from distrl_jax.metrics.writers import run_writer
@@ -46,18 +46,13 @@ PROGRESS_KEYS = (
 class ActorSupervisor:
     """Starts the actor processes and restarts any that dies, with exponential backoff.
 
-    Actors act on CPU (``JAX_PLATFORMS=cpu``): the accelerator belongs to the learner.
+    Actors act on CPU (``JAX_PLATFORMS=cpu``): the accelerator belongs to the learner. With adb
+    devices each actor drives its own share of ``device.serials`` (see :meth:`actor_commands`):
+    two actors sending taps to one phone would corrupt both their episodes.
     """
 
     def __init__(self, cfg: Config, endpoint: str, child_argv: Sequence[str]):
-        self.cmd = [
-            sys.executable,
-            "-m",
-            "distrl_jax.launch",
-            "--role=actor",
-            f"--learner={endpoint}",
-            *child_argv,
-        ]
+        self.commands = self.actor_commands(cfg, endpoint, child_argv)  # index = actor id
         self.env = dict(os.environ, JAX_PLATFORMS="cpu")
         self.procs: dict[int, subprocess.Popen] = {}
         self._started: dict[int, float] = {}
@@ -69,9 +64,39 @@ class ActorSupervisor:
         self._thread = threading.Thread(target=self._watch, name="actor-supervisor", daemon=True)
         self._thread.start()
 
+    @staticmethod
+    def actor_commands(cfg: Config, endpoint: str, child_argv: Sequence[str]) -> list[list[str]]:
+        """The command line of each of the ``runtime.num_actors`` actor processes (index = actor
+        id). With ``device.kind=adb``, actor i gets ``serials[i::num_actors]`` as a trailing
+        ``--devices=adb:...``: launch applies ``--devices`` after every other override and
+        argparse keeps the last one, so it wins over whatever ``child_argv`` says. Raises
+        ConfigError when there are fewer serials than actors (an actor without a device)."""
+        n = cfg.runtime.num_actors
+        base = [
+            sys.executable,
+            "-m",
+            "distrl_jax.launch",
+            "--role=actor",
+            f"--learner={endpoint}",
+            *child_argv,
+        ]
+        if cfg.device.kind != "adb":
+            return [[*base, f"--actor-id={i}"] for i in range(n)]
+        serials = list(cfg.device.serials)
+        if n > len(serials):
+            raise ConfigError(
+                f"runtime.num_actors={n} but device.serials has only {len(serials)} "
+                f"({','.join(serials)}): each actor process needs adb devices of its own (two "
+                f"actors must not drive one phone); set --runtime.num_actors={len(serials)} or "
+                "fewer, or add serials (--devices=adb:SERIAL,SERIAL,...)"
+            )
+        return [
+            [*base, f"--devices=adb:{','.join(serials[i::n])}", f"--actor-id={i}"] for i in range(n)
+        ]
+
     def _start(self, i: int) -> None:
         self._started[i] = time.monotonic()
-        self.procs[i] = subprocess.Popen([*self.cmd, f"--actor-id={i}"], env=self.env)
+        self.procs[i] = subprocess.Popen(self.commands[i], env=self.env)
 
     def _watch(self) -> None:
         next_try: dict[int, float] = {}
@@ -146,6 +171,7 @@ def warm_start_path(cfg: Config, run_dir: pathlib.Path) -> pathlib.Path:
     """Where ``checkpoint.init_from=bc`` keeps its behaviour-cloning warm start: one folder per
     (model, tasks, pretrain settings), beside the run folders, reused by later runs."""
     from distrl_jax.pretrain import DEMO_RECIPE
+    from distrl_jax.run_folder import inside
 
     key = json.dumps(
         [
@@ -160,7 +186,10 @@ def warm_start_path(cfg: Config, run_dir: pathlib.Path) -> pathlib.Path:
     )
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
     root = pathlib.Path(cfg.checkpoint.warm_start_dir or run_dir.parent / "warm-starts")
-    return root / f"bc-{cfg.model.name}-{digest}"
+    folder = f"bc-{cfg.model.name}-{digest}"
+    if pathlib.PurePath(folder).name != folder:  # model.name is validated; a built Config is not
+        raise ValueError(f"model.name {cfg.model.name!r} is not a single folder name")
+    return inside(root, folder)  # resolved; refuses a folder that escapes the root
 
 
 def resolve_init(cfg: Config, run_dir: pathlib.Path) -> Config:

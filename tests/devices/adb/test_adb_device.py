@@ -3,9 +3,12 @@ in-process simphone, typing round trips, fault handling and recovery, the env fa
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import socket
+import threading
 import time
+from collections.abc import Iterator
 
 import chex
 import numpy as np
@@ -206,3 +209,126 @@ def test_sim_evaluator_and_factory_reject_misuse(server):
     unsupported = Task("do a barrel roll", None)
     verdict = AdbSimEvaluator().evaluate(unsupported, _device(server, sim_control=True), None, [])
     assert not verdict.success and "unsupported" in verdict.reason
+
+
+@contextlib.contextmanager
+def _garbage_server(answer: bytes) -> Iterator[int]:
+    """A loopback server that answers every request with ``answer`` and closes: not adb."""
+    lst = socket.create_server(("127.0.0.1", 0))
+    lst.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = lst.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(1.0)
+                with contextlib.suppress(OSError):
+                    conn.recv(1024)
+                    conn.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield lst.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        lst.close()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b"OKAYzzzzgarbage", b"OKAY\xff\xfe\xfd\xfcjunk", b"OKAY-001"],
+    ids=["non-hex-length", "binary-length", "negative-length"],
+)
+def test_garbage_from_the_adb_server_is_an_infrastructure_error(answer):
+    """A port that answers OKAY and then a length that is not hex (something else listens on
+    5037, a proxy mangles the stream) fails the device; it does not crash the actor."""
+    with _garbage_server(answer) as port:
+        dev = AdbDevice(S0, port=port, timeout_s=1.0, settle_poll_s=0.0)
+        start = time.monotonic()
+        with pytest.raises(InfrastructureError) as info:
+            dev.reset(_task(TASKS[0]))
+        assert time.monotonic() - start < 3.0
+        assert not dev.healthy() and info.value.device == dev.name
+        with pytest.raises(InfrastructureError, match="call restart"):
+            dev.screenshot()
+        with pytest.raises(InfrastructureError):
+            dev.restart()  # still nonsense: restart fails the same way, it does not raise raw
+        assert not dev.healthy()
+
+
+# ---------------------------------------------------------------- shell exit status
+
+
+@pytest.mark.parametrize(
+    ("command", "status"),
+    [
+        ("input keyevent 3", 0),
+        ("input text two words", 1),
+        ("input frobnicate", 1),
+        ("am start -n x/y", 1),
+        ("wm rotate", 1),
+        ("nosuchcommand --help", 127),
+        ("false", 1),
+        ("true && false && true", 1),
+        ("false || true", 0),
+        ("distrl-sim judge bm90LWpzb24", 1),
+    ],
+)
+def test_shell_reports_the_exit_status_of_the_command_line(server, command, status):
+    dev = _device(server)
+    assert dev.shell_status(command)[0] == status
+    assert dev.healthy()  # shell_status only reports; shell() is what fails the device
+    if status == 0:
+        dev.shell(command)
+        assert dev.healthy()
+        return
+    with pytest.raises(InfrastructureError, match=f"exit status {status}") as info:
+        dev.shell(command)
+    assert not dev.healthy() and info.value.device == dev.name
+    dev.restart()
+    assert dev.healthy()
+
+
+def test_output_keeps_its_text_without_the_status_marker(server):
+    dev = _device(server)
+    assert dev.shell_status("echo -n a   b") == (0, "a b")
+    assert dev.shell("echo one; echo two") == "one\ntwo\n"
+    assert dev.shell("wm size # a trailing comment") == "Physical size: 180x400\n"
+
+
+def test_a_failing_input_or_force_stop_fails_the_step(server, monkeypatch):
+    """A device whose `input` / `am` exits non-zero (a busy or locked phone, a missing binary)
+    must not look like one that took the action: the step is an infrastructure fault."""
+    dev = _device(server)
+    dev.reset(_task(TASKS[0]))
+    shell = server._shell(S0)
+    monkeypatch.setattr(shell, "_input", lambda args: (b"", b"input: injection failed\n", 1))
+    phone_before = server.phone(S0).state.view
+    with pytest.raises(InfrastructureError, match=r"exit status 1.*injection failed"):
+        dev.step(A.tap(0.5, 0.5))
+    assert not dev.healthy()
+    assert server.phone(S0).state.view == phone_before  # nothing happened on the phone
+    monkeypatch.undo()
+    monkeypatch.setattr(shell, "_am", lambda args: (b"", b"am: Security exception\n", 255))
+    dev.restart()
+    with pytest.raises(InfrastructureError, match="exit status 255"):
+        dev.reset(_task(TASKS[0]))  # HOME && force-stop the clock && HOME
+    assert not dev.healthy()
+
+
+def test_sim_control_on_a_device_without_distrl_sim_is_not_retryable(server, monkeypatch):
+    monkeypatch.setattr(
+        server._shell(S0),
+        "_sim",
+        lambda args: (b"", b"/system/bin/sh: distrl-sim: not found\n", 127),
+    )
+    dev = _device(server, sim_control=True)
+    with pytest.raises(InfrastructureError, match="only on distrl_jax's test ADB server") as info:
+        dev.reset(_task(TASKS[0]))
+    assert not info.value.retryable
