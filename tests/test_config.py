@@ -54,7 +54,7 @@ def leaves(d: dict, prefix: str = "") -> dict[str, object]:
         ("learner.off_policy_correction", "TRUE", True),
         ("learner.off_policy_correction", "yes", True),
         ("learner.off_policy_correction", "on", True),
-        ("name", "my run", "my run"),
+        ("name", "my-run.2", "my-run.2"),  # one folder name (no spaces or separators)
         ("run_dir", "", ""),
         ("learner.algo", "digirl", "digirl"),
         ("device.serials", "emulator-5554, emulator-5556", ("emulator-5554", "emulator-5556")),
@@ -386,3 +386,33 @@ def test_to_dict_is_plain_data() -> None:
     text = yaml.safe_dump(d)  # safe_dump refuses anything but plain types
     assert yaml.safe_load(text) == d
     assert isinstance(d["learner"]["priority_weights"], list)
+
+
+# ---------------------------------------------------------------- names that become folders
+
+UNSAFE_NAMES = ["../../x", "a/b", "/abs", "..", ".hidden", "", "a b", "a\\b", "-dash", "x\0y"]
+
+
+@pytest.mark.parametrize("field_name", ["name", "model.name"])
+@pytest.mark.parametrize("bad", UNSAFE_NAMES)
+def test_names_that_would_leave_their_folder_are_refused(field_name: str, bad: str) -> None:
+    """``name`` names the run folder and ``model.name`` the warm-start folder: one plain folder
+    name each, never a path."""
+    assert_config_error(f"{field_name}={bad}", f"{field_name}={bad!r}", "a folder name")
+
+
+@pytest.mark.parametrize("field_name", ["name", "model.name"])
+@pytest.mark.parametrize("good", ["smoke", "smoke-bc", "A1.b_c-2", "7"])
+def test_plain_folder_names_are_accepted(field_name: str, good: str) -> None:
+    cfg = apply_overrides(Config(), [f"{field_name}={good}"])
+    assert (cfg.name if field_name == "name" else cfg.model.name) == good
+
+
+def test_a_preset_file_with_a_path_for_a_name_is_refused(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "evil.py"
+    path.write_text(
+        "from distrl_jax.config import Config\n\ndef get_config():\n"
+        "    return Config(name='../../escaped')\n"
+    )
+    with pytest.raises(ConfigError, match=r"name='\.\./\.\./escaped' is not allowed"):
+        load_preset(str(path))

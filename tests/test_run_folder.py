@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from distrl_jax.config import Config, apply_overrides, from_dict
-from distrl_jax.run_folder import create_run_folder, git_revision, inside, versions
+from distrl_jax.run_folder import create_run_folder, git_revision, inside, under_any, versions
 
 
 def test_create_run_folder_writes_config_and_meta(tmp_path: pathlib.Path) -> None:
@@ -101,3 +101,58 @@ def test_inside_with_a_symlinked_root(tmp_path: pathlib.Path) -> None:
     alias = tmp_path / "alias"
     alias.symlink_to(real, target_is_directory=True)
     assert inside(alias, "a") == (real / "a").resolve()
+
+
+# ---------------------------------------------------------------- names and paths from data
+
+
+@pytest.mark.parametrize("name", ["../../x", "a/b", "/abs", "x/../../y"])
+def test_create_run_folder_refuses_a_name_that_is_a_path(tmp_path: pathlib.Path, name: str) -> None:
+    """A Config built in code skips validation; the run folder is still one folder under base."""
+    base = tmp_path / "deep" / "runs"
+    with pytest.raises(ValueError, match="single folder name"):
+        create_run_folder(Config(name=name), base=base)
+    assert list(tmp_path.rglob("*")) == []  # nothing made, inside base or out of it
+
+
+@pytest.mark.parametrize("name", ["../../x", "a/b", "/abs"])
+def test_warm_start_path_refuses_a_model_name_that_is_a_path(
+    tmp_path: pathlib.Path, name: str
+) -> None:
+    from distrl_jax.models.spec import ModelSpec
+    from distrl_jax.runtime.training import warm_start_path
+
+    run = tmp_path / "runs" / "r1"
+    good = warm_start_path(Config(), run)
+    assert good.parent == (tmp_path / "runs" / "warm-starts").resolve()
+    assert good.name.startswith("bc-tiny-")
+    with pytest.raises(ValueError, match="single folder name"):
+        warm_start_path(Config(model=ModelSpec(name=name)), run)
+
+
+def test_under_any_accepts_only_paths_below_a_root(tmp_path: pathlib.Path) -> None:
+    ckpt = tmp_path / "run" / "checkpoints"
+    (ckpt / "3").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoints-student").mkdir()
+    roots = [ckpt, tmp_path / "run" / "checkpoints-student"]
+    assert under_any(ckpt / "3", roots) == (ckpt / "3").resolve()
+    assert under_any(str(ckpt), roots) == ckpt.resolve()  # the root itself
+    assert under_any(tmp_path / "run" / "checkpoints-student" / "7", roots) is not None
+    for bad in (
+        "/etc",
+        ckpt / ".." / ".." / "elsewhere",
+        tmp_path / "run" / "checkpoints2" / "1",  # a sibling sharing the root's prefix
+        tmp_path / "run",
+        "x\0y",
+    ):
+        assert under_any(bad, roots) is None, bad
+    assert under_any(ckpt / "3", []) is None  # no roots: nothing is trusted
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks")
+def test_under_any_follows_symlinks_out(tmp_path: pathlib.Path) -> None:
+    root = tmp_path / "checkpoints"
+    root.mkdir()
+    (tmp_path / "secret").mkdir()
+    (root / "5").symlink_to(tmp_path / "secret", target_is_directory=True)
+    assert under_any(root / "5", [root]) is None

@@ -184,3 +184,85 @@ def test_step_info_defaults_are_a_plain_step() -> None:
     info = StepInfo()
     assert (info.reward, info.penalty, info.latency_s) == (0.0, 0.0, 0.0)
     assert not (info.done or info.success or info.invalid or info.repeated or info.truncated)
+
+
+# ---------------------------------------------------------------- poisoned values
+
+
+def _poison(traj: Trajectory, name: str, index: tuple[int, ...], value) -> Trajectory:
+    arr = getattr(traj, name).copy()
+    arr[index] = value
+    setattr(traj, name, arr)
+    return traj
+
+
+POISONED = [
+    ("rewards", (1,), np.nan, "'rewards' has a non-finite"),
+    ("rewards", (0,), np.inf, "'rewards' has a non-finite"),
+    ("penalties", (2,), -np.inf, "'penalties' has a non-finite"),
+    ("behaviour_logp", (0,), np.nan, "'behaviour_logp' has a non-finite"),
+    ("behaviour_logp", (1,), -np.inf, "'behaviour_logp' has a non-finite"),
+    ("dones", (0,), 0.5, "'dones' has a value other than 0 or 1"),
+    ("dones", (1,), np.nan, "'dones' has a value other than 0 or 1"),
+    ("dones", (2,), -1.0, "'dones' has a value other than 0 or 1"),
+    ("context", (3, 5), -1, r"'context' has token ids in \[-1, "),
+    ("actions", (0, 0), -(2**31), "'actions' has token ids in"),
+]
+
+
+@pytest.mark.parametrize(("name", "index", "value", "error"), POISONED)
+def test_poisoned_values_are_refused(name: str, index, value, error: str) -> None:
+    """Well-formed but poisoned trajectories (NaN priorities, ids outside any embedding) are
+    refused by validate and so by from_arrays (the wire's decoder)."""
+    traj = _poison(make_trajectory(t=3), name, index, value)
+    with pytest.raises(ValueError, match=error):
+        traj.validate()
+    with pytest.raises(ValueError, match=error):
+        Trajectory.from_arrays(traj.arrays(), traj.meta())
+
+
+def test_token_ids_are_bounded_by_the_vocabulary_when_given() -> None:
+    traj = make_trajectory(t=3)  # ids in [0, 300)
+    traj.validate(vocab_size=300)
+    top = int(max(traj.context.max(), traj.actions.max()))
+    traj.validate(vocab_size=top + 1)
+    _poison(traj, "actions", (2, 4), 300)
+    traj.validate()  # no vocabulary given: only negative ids are refused
+    with pytest.raises(ValueError, match=r"'actions' has token ids in \[\d+, 300\]; .*\[0, 300\)"):
+        traj.validate(vocab_size=300)
+    with pytest.raises(ValueError, match="'actions' has token ids"):
+        Trajectory.from_arrays(traj.arrays(), traj.meta(), vocab_size=300)
+
+
+def test_the_vocabulary_bound_matches_the_models() -> None:
+    """What the learner would pass: every id the codec makes is < VOCAB_SIZE."""
+    from distrl_jax.models import action_codec
+
+    traj = make_trajectory(t=2)
+    traj.actions = np.full_like(traj.actions, action_codec.VOCAB_SIZE - 1)
+    traj.validate(vocab_size=action_codec.VOCAB_SIZE)
+    traj.actions[0, 0] = action_codec.VOCAB_SIZE
+    with pytest.raises(ValueError, match="token ids"):
+        traj.validate(vocab_size=action_codec.VOCAB_SIZE)
+
+
+def test_policy_version_must_be_one_that_was_made() -> None:
+    traj = make_trajectory()  # version 7
+    traj.validate(max_policy_version=7)
+    with pytest.raises(ValueError, match=r"policy_version 7 .*\(the newest is 6\)"):
+        traj.validate(max_policy_version=6)
+    traj.policy_version = -1
+    with pytest.raises(ValueError, match="policy_version -1"):
+        traj.validate()
+
+
+def test_legal_extremes_pass() -> None:
+    """Every done pattern of 0/1, zero penalties, very negative (finite) log-probs, id 0."""
+    traj = make_trajectory(t=4)
+    traj.dones = np.array([0, 1, 1, 0], np.float32)
+    traj.penalties = np.zeros(4, np.float32)
+    traj.behaviour_logp = np.array([-1e30, 0.0, -3.5, -80.0], np.float32)
+    traj.context = np.zeros_like(traj.context)
+    traj.actions = np.zeros_like(traj.actions)
+    traj.policy_version = 0
+    traj.validate(vocab_size=1, max_policy_version=0)

@@ -21,6 +21,7 @@ import yaml
 
 from distrl_jax.config_distill import ActorConfig, DistillConfig
 from distrl_jax.config_sections import (
+    SAFE_NAME_HELP,
     CheckpointConfig,
     ConfigError,
     DeviceConfig,
@@ -34,6 +35,7 @@ from distrl_jax.config_sections import (
     _check,
     _sub,
     field,
+    is_safe_name,
 )
 from distrl_jax.models.spec import ModelSpec
 
@@ -61,6 +63,7 @@ class Config:
 
     def validate(self) -> Config:
         """Check every section; returns self so calls chain."""
+        _check(is_safe_name(self.name), "name", self.name, SAFE_NAME_HELP)  # names a folder
         _check(
             self.accel in ("cpu", "gpu", "tpu", "auto"),
             "accel",

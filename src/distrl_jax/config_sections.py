@@ -10,7 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import Any
+
+# Names that become parts of paths (the run folder, the warm-start folder): one plain folder name,
+# never '..', a separator or an absolute path.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+SAFE_NAME_HELP = "a folder name: letters, digits, '.', '_', '-', starting with a letter or digit"
+
+
+def is_safe_name(value: object) -> bool:
+    """Whether ``value`` is a string usable as one folder name (see :data:`SAFE_NAME`)."""
+    return isinstance(value, str) and SAFE_NAME.fullmatch(value) is not None
 
 
 class ConfigError(ValueError):
@@ -144,6 +155,11 @@ class LearnerConfig:
         "ε of PPO's clipped surrogate on the A-RIDE advantages (APPO-style trust region against "
         "stale actors); 0 = the paper's ρ̄-clipped policy gradient",
     )
+    pg_advantages: str = field(
+        "signed",
+        "signed = the paper's policy gradient on every A_t | positive = only steps with A_t > 0 "
+        "move the policy (self-imitation, Oh et al. 2018); the critics learn from every step",
+    )
     critic_warmup_steps: int = field(
         50, "learner steps that train only the critics before the policy moves (0 = none)"
     )
@@ -177,6 +193,12 @@ class LearnerConfig:
         _check(0 <= self.gamma <= 1, "learner.gamma", self.gamma, "a number in [0, 1]")
         _check(0 <= self.lam <= 1, "learner.lam", self.lam, "a number in [0, 1]")
         _check(0 <= self.policy_clip < 1, "learner.policy_clip", self.policy_clip, "in [0, 1)")
+        _check(
+            self.pg_advantages in ("signed", "positive"),
+            "learner.pg_advantages",
+            self.pg_advantages,
+            "signed or positive",
+        )
         for n in ("c_bar", "rho_bar", "rho_max", "lr", "grad_clip"):
             v = getattr(self, n)
             _check(0 < v < math.inf, f"learner.{n}", v, "a finite number > 0")

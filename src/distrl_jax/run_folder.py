@@ -14,6 +14,7 @@ import pathlib
 import platform
 import subprocess
 import sys
+from collections.abc import Iterable
 from importlib import metadata
 
 from distrl_jax.config import Config, save_yaml
@@ -65,12 +66,20 @@ def versions() -> dict[str, str]:
 
 
 def create_run_folder(cfg: Config, base: str | pathlib.Path = "runs") -> pathlib.Path:
-    """Make (or reuse, for resuming) the run folder and write config.yaml and meta.json."""
+    """Make (or reuse, for resuming) the run folder and write config.yaml and meta.json.
+
+    ``run_dir`` (when set) is the folder itself; otherwise the folder is ``<base>/<time>-<name>``
+    and ValueError is raised if that would not be a folder directly under ``base``."""
     if cfg.run_dir:
         run = pathlib.Path(cfg.run_dir)
     else:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        run = pathlib.Path(base) / f"{stamp}-{cfg.name}"
+        folder = f"{stamp}-{cfg.name}"
+        # cfg.name is validated as one folder name, but a Config built in code skips validation.
+        if pathlib.PurePath(folder).name != folder:
+            raise ValueError(f"name {cfg.name!r} is not a single folder name")
+        inside(base, folder)
+        run = pathlib.Path(base) / folder
     run.mkdir(parents=True, exist_ok=True)
     save_yaml(cfg, run / "config.yaml")
     meta = {
@@ -91,3 +100,17 @@ def inside(root: str | pathlib.Path, relative: str | pathlib.Path) -> pathlib.Pa
     if p != root_p and root_p not in p.parents:
         raise ValueError(f"path {str(relative)!r} escapes its root {str(root_p)!r}")
     return p
+
+
+def under_any(path: str | pathlib.Path, roots: Iterable[str | pathlib.Path]) -> pathlib.Path | None:
+    """``path`` resolved (symlinks followed), if it is one of ``roots`` or lies below one; else
+    None. For paths that arrive as data (a parameter broadcast's checkpoint path)."""
+    try:
+        p = pathlib.Path(path).resolve()
+    except (OSError, ValueError):  # a NUL byte, a symlink loop: not a path to load from
+        return None
+    for root in roots:
+        r = pathlib.Path(root).resolve()
+        if p == r or r in p.parents:
+            return p
+    return None

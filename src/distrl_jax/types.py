@@ -76,8 +76,14 @@ class Trajectory:
             "episode_id": int(self.episode_id),
         }
 
-    def validate(self) -> None:
-        """Raise ValueError naming the field when shapes or dtypes are inconsistent."""
+    def validate(
+        self, *, vocab_size: int | None = None, max_policy_version: int | None = None
+    ) -> None:
+        """Raise ValueError naming the field when shapes or dtypes are inconsistent, or when the
+        values could poison training: non-finite rewards, penalties or behaviour log-probs,
+        dones other than 0 or 1, negative token ids or policy version. ``vocab_size`` also
+        bounds the token ids (``< vocab_size``) and ``max_policy_version`` the policy version
+        (a version the learner has not made yet); None skips those two checks."""
         ranks = {"screens": 4, "context": 2, "actions": 2}
         for name in TRAJECTORY_ARRAYS:
             arr = getattr(self, name)
@@ -109,10 +115,43 @@ class Trajectory:
                 )
         if self.screens.ndim != 4 or self.screens.shape[-1] != 3:
             raise ValueError(f"screens must be [T+1, H, W, 3], got {self.screens.shape}")
+        self._validate_values(vocab_size, max_policy_version)
+
+    def _validate_values(self, vocab_size: int | None, max_policy_version: int | None) -> None:
+        """The content checks of :meth:`validate` (whole-array NumPy reductions, no loops over
+        elements): what a well-formed but poisoned trajectory would otherwise carry into replay
+        (NaN priorities) or the model (token ids out of the embedding's range)."""
+        for name in ("rewards", "penalties", "behaviour_logp"):
+            if not np.isfinite(getattr(self, name)).all():
+                raise ValueError(f"trajectory field {name!r} has a non-finite value (NaN or inf)")
+        if not ((self.dones == 0.0) | (self.dones == 1.0)).all():
+            raise ValueError("trajectory field 'dones' has a value other than 0 or 1")
+        for name in ("context", "actions"):
+            arr = getattr(self, name)
+            if arr.size == 0:
+                continue
+            low, high = int(arr.min()), int(arr.max())
+            if low < 0 or (vocab_size is not None and high >= vocab_size):
+                allowed = "ids >= 0" if vocab_size is None else f"ids in [0, {vocab_size})"
+                raise ValueError(
+                    f"trajectory field {name!r} has token ids in [{low}, {high}]; allowed: {allowed}"
+                )
+        version = self.policy_version
+        if version < 0 or (max_policy_version is not None and version > max_policy_version):
+            newest = "" if max_policy_version is None else f" (the newest is {max_policy_version})"
+            raise ValueError(f"trajectory policy_version {version} is not a version made{newest}")
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Trajectory:
-        """Rebuild from ``arrays()`` and ``meta()`` output; validates the result."""
+    def from_arrays(
+        cls,
+        arrays: dict[str, np.ndarray],
+        meta: dict[str, Any],
+        *,
+        vocab_size: int | None = None,
+        max_policy_version: int | None = None,
+    ) -> Trajectory:
+        """Rebuild from ``arrays()`` and ``meta()`` output; validates the result (the keyword
+        arguments are :meth:`validate`'s)."""
         missing = [n for n in TRAJECTORY_ARRAYS if n not in arrays]
         if missing:
             raise ValueError(f"trajectory is missing array fields {missing}")
@@ -124,7 +163,7 @@ class Trajectory:
             actor_id=int(meta.get("actor_id", 0)),
             episode_id=int(meta.get("episode_id", 0)),
         )
-        traj.validate()
+        traj.validate(vocab_size=vocab_size, max_policy_version=max_policy_version)
         return traj
 
 

@@ -6,6 +6,7 @@ the last test runs ``python -m distrl_jax.launch`` end to end in a subprocess.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -14,6 +15,7 @@ import re
 import subprocess
 import sys
 import threading
+import types
 
 import jax
 import numpy as np
@@ -24,15 +26,18 @@ from learner_script import live_threads, shrunk_config, synthetic_trajectory, wa
 
 from distrl_jax.checkpoint.manager import Checkpointer
 from distrl_jax.checkpoint.policy_loader import load_policy_state
+from distrl_jax.config import Config
 from distrl_jax.metrics.writers import MetricsWriter
 from distrl_jax.models import policy as P
 from distrl_jax.models.jax_policy import JaxPolicy
 from distrl_jax.models.spec import tiny
 from distrl_jax.runtime.actor_service import ActorService
 from distrl_jax.runtime.learner_service import LearnerService, flat_params, nested_params
+from distrl_jax.transport import wire
 from distrl_jax.transport.control import ControlClient
 from distrl_jax.transport.param_broadcast import ParamSubscriber
 from distrl_jax.transport.trajectory_channel import TrajectorySender
+from distrl_jax.transport.wire import Message
 
 # Threads our services start; none may outlive close().
 SERVICE_THREADS = {
@@ -54,8 +59,9 @@ def assert_params_equal(a, b) -> None:
 
 @pytest.mark.timeout(120)
 def test_ingest_counts_rejects_and_keeps_going(tmp_path):
-    """Trajectories sent to the bound endpoint land in replay; a malformed message and a
-    trajectory of the wrong screen shape are rejected and counted without stopping ingest."""
+    """Trajectories sent to the bound endpoint land in replay; a malformed message, a poisoned
+    trajectory (NaN rewards) and a trajectory of the wrong screen shape are rejected and counted
+    without stopping ingest."""
     service = LearnerService(shrunk_config(tmp_path), tmp_path, writer=MetricsWriter([]))
     raw = zmq.Context.instance().socket(zmq.PUSH)
     raw.setsockopt(zmq.LINGER, 0)
@@ -73,6 +79,23 @@ def test_ingest_counts_rejects_and_keeps_going(tmp_path):
             raw.send_multipart([b"not a message", b"\x00" * 7])
             wait_until(lambda: service.receiver.rejects.total == 1, 30, "the malformed reject")
 
+            # Well-formed but poisoned (a NaN reward would become a NaN priority): encoded
+            # without the sender's validation, as a hostile actor would; counted, not inserted.
+            poisoned = synthetic_trajectory(40)
+            poisoned.rewards = np.full_like(poisoned.rewards, np.nan)
+            meta = poisoned.meta()
+            frames = wire.encode(Message("trajectory", "hostile", 0, 0, poisoned.arrays(), meta))
+            raw.send_multipart(frames)
+            wait_until(lambda: service.receiver.rejects.total == 2, 30, "the poisoned reject")
+            assert service.receiver.rejects["bad_payload"] == 1
+            # Token ids past the vocabulary would be read as NaN embeddings by the model.
+            beyond = synthetic_trajectory(41)
+            beyond.actions = np.full_like(beyond.actions, 10_000)
+            frames = wire.encode(Message("trajectory", "hostile", 0, 1, beyond.arrays(), meta))
+            raw.send_multipart(frames)
+            wait_until(lambda: service.receiver.rejects.total == 3, 30, "the token-id reject")
+            assert service.receiver.rejects["bad_payload"] == 2
+
             # Valid on the wire, wrong for this model: replay refuses it, ingest carries on.
             sender.send(synthetic_trajectory(50, screen_shape=(64, 32)))
             sender.flush(timeout_s=5.0)
@@ -85,7 +108,7 @@ def test_ingest_counts_rejects_and_keeps_going(tmp_path):
                 sender.send(synthetic_trajectory(i))
             sender.flush(timeout_s=5.0)
             wait_until(lambda: service.inserted == 8, 30, "ingest after the rejects")
-        assert service.receiver.rejects.total == 1
+        assert service.receiver.rejects.total == 3  # the malformed and the two poisoned messages
         assert service.learner.replay.stats()["size"] == 8
         assert service.learner.ready()
     finally:
@@ -179,7 +202,9 @@ def test_actor_service_follows_a_running_learner(tmp_path):
             sender.flush(timeout_s=5.0)
             wait_until(lambda: service.inserted == 4, 30, "the prefill")  # before close()
 
-        actor = ActorService(cfg, service.endpoint, actor_id=0)
+        # Like a launched actor, it has no run folder: it loads only from the checkpoint roots
+        # the learner names in its registration ack.
+        actor = ActorService(dataclasses.replace(cfg, run_dir=""), service.endpoint, actor_id=0)
         assert actor.control.registered
         assert [r.actor_id for r in service.control.actors()] == ["actor-0"]
 
@@ -217,6 +242,71 @@ def test_actor_service_follows_a_running_learner(tmp_path):
         service.stop()
         service.close()
     assert live_threads(SERVICE_THREADS) == []
+
+
+class _StubControl:
+    """What ``ActorService._adopt`` reads of its ControlClient: the roots from the ack."""
+
+    def __init__(self, roots: list[str]) -> None:
+        self.roots = roots
+
+    def checkpoint_roots(self) -> list[str]:
+        return list(self.roots)
+
+
+def test_adopt_loads_only_from_the_checkpoint_roots_named_at_registration(
+    tmp_path, monkeypatch
+) -> None:
+    """A path-mode announcement outside the roots the learner named (``..``, an absolute path
+    elsewhere, a symlink out) is a counted bad payload: nothing is loaded and the actor keeps
+    its version; one inside them is loaded."""
+    import distrl_jax.runtime.actor_service as actor_service
+    from distrl_jax.transport.param_broadcast import ParamsVersion
+    from distrl_jax.transport.wire import RejectCounter
+
+    roots = tmp_path / "run" / "checkpoints"
+    (roots / "1").mkdir(parents=True)
+    (tmp_path / "secret").mkdir()
+    (roots / "9").symlink_to(tmp_path / "secret", target_is_directory=True)
+    loaded: list[str] = []
+
+    def fake_load(path, spec):
+        loaded.append(str(path))
+        return spec, {"w": np.zeros(1)}, {}
+
+    monkeypatch.setattr(actor_service, "load_policy_state", fake_load)
+    set_params: list[int] = []
+    actor = ActorService.__new__(ActorService)  # no sockets or devices: only _adopt's parts
+    actor.cfg = Config()  # run_dir ''
+    actor.control = _StubControl([str(roots)])
+    actor.subscriber = types.SimpleNamespace(rejects=RejectCounter())
+    actor.policy = types.SimpleNamespace(set_params=lambda params, v: set_params.append(v))
+    actor.policy_spec = tiny()
+    actor.version_swaps, actor.versions_adopted, actor._load_s = 0, [], 0.0
+
+    bad = [
+        str(roots / ".." / ".." / "secret"),
+        str(tmp_path / "secret"),
+        str(roots / "9"),  # inside by name, outside once the symlink is followed
+        "/etc",
+    ]
+    for version, path in enumerate(bad, start=2):
+        for _ in range(2):  # retried after every episode: counted once per version
+            with pytest.raises(ValueError, match="outside"):
+                actor._adopt(ParamsVersion(version, version, path=path))
+    assert actor.subscriber.rejects.as_dict() == {"bad_payload": len(bad)}
+    assert loaded == [] and set_params == [] and actor.version_swaps == 0
+
+    actor._adopt(ParamsVersion(1, 1, path=str(roots / "1")))
+    assert loaded == [str((roots / "1").resolve())] and set_params == [1]
+    assert actor.versions_adopted == [1]
+
+    actor.control = _StubControl([])  # no roots from the learner: the configured run folder
+    actor.cfg = dataclasses.replace(actor.cfg, run_dir=str(tmp_path / "run"))
+    actor._adopt(ParamsVersion(3, 3, path=str(roots / "1")))
+    assert set_params == [1, 3]
+    with pytest.raises(ValueError, match="outside"):
+        actor._adopt(ParamsVersion(4, 4, path=str(tmp_path / "secret")))
 
 
 def _processes_with(needle: str) -> list[int]:

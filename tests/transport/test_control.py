@@ -8,7 +8,14 @@ import time
 import pytest
 import zmq
 
-from distrl_jax.transport.control import MAX_STATS, ControlClient, ControlServer, clean_stats
+from distrl_jax.transport.control import (
+    MAX_STATS,
+    ControlClient,
+    ControlServer,
+    clean_stats,
+    reachable_endpoint,
+)
+from distrl_jax.transport.trajectory_channel import TrajectoryReceiver, TrajectorySender
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -156,3 +163,85 @@ def test_clean_stats_caps_and_filters() -> None:
     assert clean_stats({"a": True, "b": "1", "c": float("inf"), "d": 2}) == {"d": 2.0}
     many = {f"k{i}": i for i in range(MAX_STATS + 10)}
     assert len(clean_stats(many)) == MAX_STATS
+
+
+# --- endpoints a remote actor can dial, checkpoint roots, a server that survives its bugs ------
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "via", "want"),
+    [
+        ("tcp://0.0.0.0:5001", "tcp://learner.example:5000", "tcp://learner.example:5001"),
+        ("tcp://*:5001", "tcp://10.1.2.3:5000", "tcp://10.1.2.3:5001"),
+        ("tcp://[::]:5001", "tcp://[fd00::7]:5000", "tcp://[fd00::7]:5001"),
+        ("tcp://::", "tcp://h:1", "tcp://::"),  # no port: not an endpoint to rewrite
+        ("tcp://10.0.0.9:5001", "tcp://learner:5000", "tcp://10.0.0.9:5001"),  # a real host
+        ("tcp://0.0.0.0:5001", "tcp://0.0.0.0:5000", "tcp://0.0.0.0:5001"),  # nothing better
+        ("ipc:///tmp/x", "tcp://learner:5000", "ipc:///tmp/x"),
+        ("tcp://0.0.0.0:5001", "ipc:///tmp/c", "tcp://0.0.0.0:5001"),
+        ("/some/checkpoints", "tcp://learner:5000", "/some/checkpoints"),
+    ],
+)
+def test_reachable_endpoint(endpoint: str, via: str, want: str) -> None:
+    assert reachable_endpoint(endpoint, via) == want
+
+
+def test_endpoints_of_a_learner_bound_to_all_interfaces_are_dialable(make_trajectory) -> None:
+    """A learner bound to 0.0.0.0 announces tcp://0.0.0.0:P; the actor dials the host it
+    reached the control endpoint at instead, and a trajectory gets through."""
+    with (
+        ControlServer("tcp://0.0.0.0:0", insecure=True) as server,
+        TrajectoryReceiver("tcp://0.0.0.0:0", insecure=True) as receiver,
+    ):
+        assert receiver.endpoint.startswith("tcp://0.0.0.0:")
+        server.set_info(trajectories=receiver.endpoint)
+        port = server.endpoint.rpartition(":")[2]
+        with ControlClient(f"tcp://127.0.0.1:{port}", "remote") as client:
+            ack = client.register(timeout_s=10)
+        want = "tcp://127.0.0.1:" + receiver.endpoint.rpartition(":")[2]
+        assert ack["trajectories"] == want and client.info["trajectories"] == want
+        with TrajectorySender(ack["trajectories"], "remote") as sender:
+            sender.send(make_trajectory(2, episode_id=5))
+            got = receiver.recv(timeout_s=10)
+        assert got is not None and got.episode_id == 5
+
+
+def test_the_ack_names_the_checkpoint_roots(tmp_path) -> None:
+    """Every folder the learner announced a checkpoint in (and any it names) is in the ack, so
+    the actor can refuse paths anywhere else."""
+    with ControlServer() as server, ControlClient(server.endpoint, "actor-r") as client:
+        assert "checkpoint_roots" not in client.register(timeout_s=10)  # inline: none
+        assert client.checkpoint_roots() == []
+        server.set_latest(1, 1, str(tmp_path / "run" / "checkpoints" / "1"))
+        server.set_latest(2, 2, str(tmp_path / "run" / "checkpoints" / "2"))
+        server.set_checkpoint_roots(tmp_path / "run" / "checkpoints-student")
+        client.register(timeout_s=10)
+        assert client.checkpoint_roots() == [
+            str((tmp_path / "run" / "checkpoints").resolve()),
+            str((tmp_path / "run" / "checkpoints-student").resolve()),
+        ]
+
+
+class FlakyServer(ControlServer):
+    """A server whose reply to one actor raises, as a bug in ``_reply`` would."""
+
+    def _reply(self, message):
+        if message.sender == "trigger":
+            raise RuntimeError("injected fault")
+        return super()._reply(message)
+
+
+def test_an_exception_while_replying_is_counted_and_the_server_goes_on(caplog) -> None:
+    with (
+        FlakyServer() as server,
+        ControlClient(server.endpoint, "trigger") as bad,
+        ControlClient(server.endpoint, "actor-ok") as good,
+    ):
+        for _ in range(3):
+            with pytest.raises(TimeoutError):
+                bad.register(timeout_s=0.3)
+        assert wait_until(lambda: server.errors == 3)
+        assert good.register(timeout_s=10)["registered"] is True  # the thread is alive
+        assert good.latest(timeout_s=10)["version"] == -1
+        assert server.errors == 3 and server.rejects.total == 0
+    assert "injected fault" in caplog.text

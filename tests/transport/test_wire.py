@@ -217,6 +217,64 @@ def test_malformed_trajectory_is_rejected_with_its_reason(case: str, make_trajec
     assert info.value.reason == reason, info.value
 
 
+def poisoned_frames(traj) -> list[bytes]:
+    """A trajectory's frames encoded without the sender's validation (a hostile actor)."""
+    meta = traj.meta()
+    message = Message("trajectory", "evil", 0, meta["policy_version"], traj.arrays(), meta)
+    return as_bytes(wire.encode(message))
+
+
+POISONS = {
+    "NaN reward": ("rewards", np.nan),
+    "inf reward": ("rewards", np.inf),
+    "-inf penalty": ("penalties", -np.inf),
+    "NaN behaviour_logp": ("behaviour_logp", np.nan),
+    "done of 2": ("dones", 2.0),
+    "negative context id": ("context", -5),
+    "negative action id": ("actions", -1),
+}
+
+
+@pytest.mark.parametrize("case", sorted(POISONS))
+def test_poisoned_trajectory_is_a_bad_payload(case: str, make_trajectory) -> None:
+    """Well-formed on the wire but poison for training: rejected as bad_payload at decode."""
+    name, value = POISONS[case]
+    traj = make_trajectory(3, seed=2)
+    arr = getattr(traj, name).copy()
+    arr.reshape(-1)[1] = value
+    setattr(traj, name, arr)
+    message = wire.decode(poisoned_frames(traj), kinds=("trajectory",))  # the frames are fine
+    with pytest.raises(WireError) as info:
+        wire.decode_trajectory(message)
+    assert info.value.reason == Reason.BAD_PAYLOAD and name in str(info.value)
+    counter = wire.RejectCounter()
+    assert wire.try_decode(poisoned_frames(traj), wire.DEFAULT_LIMITS, ("trajectory",), counter)
+    assert counter.total == 0  # only decode_trajectory knows what a trajectory may hold
+
+
+def test_decode_trajectory_bounds_ids_and_versions_when_told(make_trajectory) -> None:
+    traj = make_trajectory(3, seed=4)  # policy_version 4, ids < 500
+    message = wire.decode(as_bytes(wire.encode_trajectory(traj, sender="a", seq=0)))
+    top = int(max(traj.context.max(), traj.actions.max()))
+    ok = wire.decode_trajectory(message, vocab_size=top + 1, max_policy_version=4)
+    assert ok.policy_version == 4
+    for kwargs, words in (
+        ({"vocab_size": top}, "token ids"),
+        ({"max_policy_version": 3}, "policy_version 4"),
+    ):
+        with pytest.raises(WireError) as info:
+            wire.decode_trajectory(message, **kwargs)
+        assert info.value.reason == Reason.BAD_PAYLOAD and words in str(info.value)
+
+
+def test_a_negative_policy_version_is_a_bad_payload(make_trajectory) -> None:
+    traj = make_trajectory(2)
+    traj.policy_version = -3
+    with pytest.raises(WireError) as info:
+        wire.decode_trajectory(wire.decode(poisoned_frames(traj)))
+    assert info.value.reason == Reason.BAD_PAYLOAD
+
+
 def test_reject_counter_counts_by_reason() -> None:
     counter = wire.RejectCounter()
     for frames in ([], [b"{"], [b"{"]):

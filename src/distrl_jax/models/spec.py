@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from distrl_jax.config_sections import SAFE_NAME_HELP, is_safe_name
+
 # The tokenizer ships location tokens for this many bins per axis; a spec may use fewer.
 MAX_LOCATION_BINS = 64
 
@@ -73,6 +75,7 @@ class ModelSpec:
                 value = getattr(self, name)
                 raise ValueError(f"model.{name}={value!r} is not allowed: {allowed}")
 
+        need(is_safe_name(self.name), "name", SAFE_NAME_HELP)  # names the warm-start folder
         need(
             isinstance(self.image_size, tuple)
             and len(self.image_size) == 2

@@ -141,7 +141,27 @@ class ActorService:
     def _adopt(self, pv: ParamsVersion) -> None:
         t0 = time.perf_counter()
         if pv.path:
-            _, params, _ = load_policy_state(pv.path, self.policy_spec)
+            from distrl_jax.run_folder import under_any
+            from distrl_jax.transport.wire import Reason
+
+            # An announced path is data from a socket: load only from the folders the learner
+            # named at registration (or from below the configured run folder).
+            roots = self.control.checkpoint_roots() + (
+                [self.cfg.run_dir] if self.cfg.run_dir else []
+            )
+            path = under_any(pv.path, roots)
+            if path is None:
+                if getattr(self, "_refused_version", None) != pv.version:  # count each once
+                    self._refused_version = pv.version
+                    self.subscriber.rejects.add(Reason.BAD_PAYLOAD)
+                    log.error(
+                        "refused policy version %d: checkpoint path %r is outside %s",
+                        pv.version,
+                        pv.path,
+                        roots,
+                    )
+                raise ValueError(f"checkpoint path {pv.path!r} is outside {roots}")
+            _, params, _ = load_policy_state(path, self.policy_spec)
             self.policy.set_params(params, pv.version)
         elif pv.params is not None:
             from distrl_jax.runtime.learner_service import nested_params

@@ -30,6 +30,7 @@ from flax import nnx
 from distrl_jax.config import Config
 from distrl_jax.learner.learner import Learner
 from distrl_jax.metrics.writers import MetricsWriter
+from distrl_jax.models.action_codec import VOCAB_SIZE
 from distrl_jax.transport.control import ControlServer
 from distrl_jax.transport.param_broadcast import ParamPublisher
 from distrl_jax.transport.security import SocketSecurity
@@ -73,7 +74,9 @@ class LearnerService:
         sec = SocketSecurity.from_keys_dir(rt.keys_dir, "learner") if rt.keys_dir else None
         guard = {"security": sec, "insecure": rt.insecure}
         self.control = ControlServer(ep(0), heartbeat_timeout_s=30.0, **guard)
-        self.receiver = TrajectoryReceiver(ep(1), rcvhwm=max(4, rt.ingest_queue // 16), **guard)
+        self.receiver = TrajectoryReceiver(
+            ep(1), rcvhwm=max(4, rt.ingest_queue // 16), vocab_size=VOCAB_SIZE, **guard
+        )
         self.publisher = ParamPublisher(ep(2), ep(3), **guard)
         self.control.set_info(
             trajectories=self.receiver.endpoint,

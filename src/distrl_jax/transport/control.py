@@ -6,13 +6,21 @@ ROUTER on the learner (:class:`ControlServer`, one thread), DEALER on each actor
 within ``heartbeat_timeout_s``). A heartbeat from an actor the server does not know (the learner
 restarted) is answered with ``registered: false``, and the client registers again by itself.
 Every reply carries the latest policy version, so actors learn of new versions for free.
+
+The registration ack also names the other endpoints and the folders path-mode broadcasts may
+point into (``checkpoint_roots``: the parent of every checkpoint path given to ``set_latest``,
+plus any given to ``set_checkpoint_roots``), so an actor loads checkpoints only from there.
+A learner bound to a wildcard address (``0.0.0.0``, ``::``) announces endpoints no remote actor
+can dial; the client puts the host it reached the control endpoint at in their place.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
+import pathlib
 import socket as _socket
 import threading
 import time
@@ -31,11 +39,37 @@ from distrl_jax.transport.wire import (
     try_decode,
 )
 
+log = logging.getLogger(__name__)
+
 MAX_STATS = 32  # numbers per heartbeat, sent as meta items "stat/<name>" (meta holds scalars)
 STAT_PREFIX = "stat/"
 CONTROL_LIMITS = WireLimits(
     max_header_bytes=8 * 1024, max_arrays=1, max_total_bytes=1024, max_meta_items=MAX_STATS + 8
 )
+
+# Hosts a socket binds to mean "every interface"; no peer can connect to them.
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "*", "::", "[::]", "[*]"})
+ROOT_SEPARATOR = "\n"  # between the paths of the ack's checkpoint_roots (meta holds scalars)
+MAX_CHECKPOINT_ROOTS = 8
+
+
+def _split_tcp(endpoint: str) -> tuple[str, str] | None:
+    """(host, port) of a ``tcp://host:port`` endpoint (IPv6 hosts keep their brackets)."""
+    if not endpoint.startswith("tcp://"):
+        return None
+    host, sep, port = endpoint[len("tcp://") :].rpartition(":")
+    return (host, port) if sep and host else None
+
+
+def reachable_endpoint(endpoint: str, via: str) -> str:
+    """``endpoint`` with a wildcard host (``0.0.0.0``, ``::``, ``*``) replaced by the host of
+    ``via`` (the endpoint this side already reached the same machine at); else unchanged."""
+    ours, theirs = _split_tcp(endpoint), _split_tcp(via)
+    if ours is None or theirs is None or ours[0] not in WILDCARD_HOSTS:
+        return endpoint
+    if theirs[0] in WILDCARD_HOSTS:
+        return endpoint
+    return f"tcp://{theirs[0]}:{ours[1]}"
 
 
 def clean_stats(raw: Any) -> dict[str, float]:
@@ -92,7 +126,9 @@ class ControlServer:
         self._actors: dict[str, dict[str, Any]] = {}
         self._latest: dict[str, Any] = {"version": -1, "step": 0, "path": ""}
         self._info: dict[str, str] = {}
+        self._checkpoint_roots: list[str] = []
         self.rejects = RejectCounter()
+        self.errors = 0  # requests whose handling raised: logged and skipped, never fatal
         self._router = (context or zmq.Context.instance()).socket(zmq.ROUTER)
         self._router.setsockopt(zmq.LINGER, 0)
         limit_inbound_size(self._router, CONTROL_LIMITS)
@@ -105,8 +141,27 @@ class ControlServer:
 
     def set_latest(self, version: int, step: int = 0, path: str = "") -> None:
         """Record the newest policy version (and its checkpoint path, if any) for replies."""
+        # The folder the learner writes checkpoints into is one actors may read from.
+        root = pathlib.Path(path).resolve().parent if path else None
         with self._lock:
             self._latest = {"version": int(version), "step": int(step), "path": str(path)}
+            if root is not None:
+                self._add_root(root)
+
+    def set_checkpoint_roots(self, *roots: str | os.PathLike[str]) -> None:
+        """Folders (besides those of ``set_latest`` paths) path-mode broadcasts may point into;
+        named in every registration ack as ``checkpoint_roots``."""
+        resolved = [pathlib.Path(root).resolve() for root in roots]
+        with self._lock:
+            for root in resolved:
+                self._add_root(root)
+
+    def _add_root(self, root: pathlib.Path) -> None:
+        text = str(root)
+        if ROOT_SEPARATOR in text or text in self._checkpoint_roots:
+            return
+        self._checkpoint_roots.append(text)
+        del self._checkpoint_roots[:-MAX_CHECKPOINT_ROOTS]
 
     def set_info(self, **info: str) -> None:
         """Strings every registration ack carries (e.g. the trajectory and parameter endpoints,
@@ -141,17 +196,24 @@ class ControlServer:
                 if not self._router.poll(50, zmq.POLLIN):
                     continue
                 identity, *frames = self._router.recv_multipart(copy=False)
-                message = try_decode(
-                    frames, CONTROL_LIMITS, ("hello", "heartbeat", "latest?"), self.rejects
-                )
-                if message is None:
-                    continue
-                kind, meta = self._reply(message)
-                reply = Message(kind, sender="learner", seq=message.seq, meta=meta)
-                # ROUTER never blocks: a reply to an actor that stopped reading is dropped.
-                self._router.send_multipart([identity, *encode(reply, CONTROL_LIMITS)])
+                try:
+                    self._handle(identity, frames)
+                except Exception:  # one bad request must not take the control channel down
+                    self.errors += 1
+                    log.exception("control server: request %d failed; going on", self.errors)
         finally:
             self._router.close(linger=0)
+
+    def _handle(self, identity: Any, frames: list[Any]) -> None:
+        message = try_decode(
+            frames, CONTROL_LIMITS, ("hello", "heartbeat", "latest?"), self.rejects
+        )
+        if message is None:
+            return
+        kind, meta = self._reply(message)
+        reply = Message(kind, sender="learner", seq=message.seq, meta=meta)
+        # ROUTER never blocks: a reply to an actor that stopped reading is dropped.
+        self._router.send_multipart([identity, *encode(reply, CONTROL_LIMITS)])
 
     def _reply(self, message: Message) -> tuple[str, dict[str, Any]]:
         now = self._clock()
@@ -165,11 +227,10 @@ class ControlServer:
                 if record is None:
                     return "ack", {"registered": False, "error": "too many actors"}
                 record["last_seen"] = now
-                return "ack", {
-                    "registered": True,
-                    "latest_version": latest["version"],
-                    **self._info,
-                }
+                ack = {"registered": True, "latest_version": latest["version"], **self._info}
+                if self._checkpoint_roots:
+                    ack["checkpoint_roots"] = ROOT_SEPARATOR.join(self._checkpoint_roots)
+                return "ack", ack
             elif record is None:
                 return "ack", {"registered": False, "latest_version": latest["version"]}
             record["last_seen"] = now
@@ -236,6 +297,8 @@ class ControlClient:
         if not actor_id:
             raise ValueError("actor_id must be a non-empty string")
         self.actor_id = actor_id
+        self.endpoint = endpoint
+        self.info: dict[str, Any] = {}  # the last registration ack (endpoints made reachable)
         self._hello_meta = {"host": _socket.gethostname(), "pid": os.getpid(), "devices": devices}
         self._interval = heartbeat_interval_s
         self._stats = stats  # numbers sent with each heartbeat (stage timers, counters)
@@ -291,13 +354,28 @@ class ControlClient:
         raise TimeoutError(f"no reply to {kind!r} from the learner within {timeout_s}s")
 
     def register(self, timeout_s: float = 10.0) -> dict[str, Any]:
-        """Register with the learner; returns its ack (``registered``, ``latest_version``)."""
+        """Register with the learner; returns its ack (``registered``, ``latest_version``, the
+        learner's other endpoints, ``checkpoint_roots``), also kept as ``info``.
+
+        An endpoint the learner bound to a wildcard host (``tcp://0.0.0.0:P``) comes back with
+        the host this client reached the control endpoint at, so a remote actor can dial it.
+        """
         reply = self._request("hello", self._hello_meta, timeout_s)
         if reply.meta.get("registered") is not True:
             raise RuntimeError(
                 f"the learner refused registration of {self.actor_id!r}: {reply.meta}"
             )
-        return dict(reply.meta)
+        ack = {
+            k: reachable_endpoint(v, self.endpoint) if isinstance(v, str) else v
+            for k, v in reply.meta.items()
+        }
+        self.info = ack
+        return dict(ack)
+
+    def checkpoint_roots(self) -> list[str]:
+        """The folders the learner said its path-mode broadcasts point into (from the ack)."""
+        raw = self.info.get("checkpoint_roots")
+        return [r for r in raw.split(ROOT_SEPARATOR) if r] if isinstance(raw, str) else []
 
     def latest(self, timeout_s: float = 5.0) -> dict[str, Any]:
         """Ask the learner for the latest policy version: ``{version, step, path}``."""

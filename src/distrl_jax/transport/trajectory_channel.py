@@ -150,7 +150,9 @@ class TrajectorySender:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        # A clean exit gives what ZeroMQ holds a second to leave (``flush() == 0`` only means the
+        # messages reached ZeroMQ, not the learner); an exception discards it at once.
+        self.close(linger_s=1.0 if exc[0] is None else 0.0)
 
 
 class _SequenceTracker:
@@ -203,10 +205,13 @@ class TrajectoryReceiver:
         context: zmq.Context | None = None,
         security: SocketSecurity | None = None,
         insecure: bool = False,
+        vocab_size: int | None = None,
     ):
         if rcvhwm < 1:
             raise ValueError(f"rcvhwm={rcvhwm} must be >= 1")
         self._limits = limits
+        # Token ids at or beyond the model's vocabulary would be read as NaN embeddings.
+        self._vocab_size = vocab_size
         self._tracker = _SequenceTracker(max_senders)
         self.rejects = RejectCounter()
         self.received = 0  # valid trajectories returned to the caller
@@ -223,7 +228,7 @@ class TrajectoryReceiver:
         if message is None:
             return None
         try:
-            traj = decode_trajectory(message)
+            traj = decode_trajectory(message, vocab_size=self._vocab_size)
         except WireError as exc:
             self.rejects.add(exc.reason)
             return None

@@ -298,8 +298,16 @@ _TRAJECTORY_META = {
 }
 
 
-def decode_trajectory(message: Message) -> Trajectory:
-    """The Trajectory in a decoded ``trajectory`` message; WireError(bad_payload) if invalid."""
+def decode_trajectory(
+    message: Message, *, vocab_size: int | None = None, max_policy_version: int | None = None
+) -> Trajectory:
+    """The Trajectory in a decoded ``trajectory`` message; WireError(bad_payload) if invalid.
+
+    Invalid includes well-formed but poisoned values (see :meth:`Trajectory.validate`): NaN or
+    inf rewards, penalties or behaviour log-probs, dones other than 0/1, negative token ids or
+    policy version, and, when given, token ids ``>= vocab_size`` or a policy version above
+    ``max_policy_version`` (one the learner has not made).
+    """
     if message.kind != "trajectory":
         raise WireError(Reason.UNEXPECTED_KIND, f"kind {message.kind!r}, expected 'trajectory'")
     if set(message.arrays) != set(TRAJECTORY_ARRAYS):
@@ -314,7 +322,12 @@ def decode_trajectory(message: Message) -> Trajectory:
     if message.meta["policy_version"] != message.policy_version:
         raise WireError(Reason.BAD_PAYLOAD, "meta and header disagree on policy_version")
     try:
-        return Trajectory.from_arrays(dict(message.arrays), dict(message.meta))
+        return Trajectory.from_arrays(
+            dict(message.arrays),
+            dict(message.meta),
+            vocab_size=vocab_size,
+            max_policy_version=max_policy_version,
+        )
     except ValueError as exc:
         raise WireError(Reason.BAD_PAYLOAD, str(exc)) from None
 
