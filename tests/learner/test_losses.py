@@ -399,3 +399,48 @@ def test_policy_clip_switches_the_aride_policy_loss():
     assert float(plain["pg_loss"]) != pytest.approx(float(clipped["pg_loss"]))
     for key in ("value_loss", "traj_value_loss", "entropy", "advantage_mean"):
         assert float(plain[key]) == pytest.approx(float(clipped[key]))
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_positive_advantages_leave_negative_steps_without_policy_gradient(jit):
+    """pg_advantages=positive: steps with A_t <= 0 give log π no gradient, steps with A_t > 0
+    the same gradient as the signed loss; the critics' losses are unchanged."""
+    rng = np.random.default_rng(5)
+    h = 8
+    args = dict(
+        value_logits=jnp.asarray(rng.normal(size=h + 1), jnp.float32),
+        traj_value_logit=jnp.float32(-0.2),
+        entropy=jnp.asarray(rng.uniform(0, 1, size=h), jnp.float32),
+        rewards=jnp.zeros(h).at[h - 1].set(1.0),
+        penalties=jnp.zeros(h).at[2].set(-0.1),
+        dones=jnp.zeros(h).at[h - 1].set(1.0),
+        mask=jnp.ones(h),
+        behaviour_logp=jnp.asarray(-rng.uniform(0.1, 3, size=h), jnp.float32),
+        success=jnp.float32(1.0),
+    )
+    target = jnp.asarray(-rng.uniform(0.1, 3, size=h), jnp.float32)
+    hp = {k: v for k, v in HP.items() if k != "policy_clip"}
+
+    def grads(positive):
+        def f(t):
+            loss, metrics, _ = losses.aride_loss(
+                target_logp=t, **args, **hp, positive_advantages=positive
+            )
+            return loss, metrics
+
+        fn = jax.grad(f, has_aux=True)
+        return (jax.jit(fn) if jit else fn)(target)
+
+    signed_grad, signed = grads(False)
+    pos_grad, pos = grads(True)
+    frac = float(pos["advantage_positive_frac"])
+    assert 0 < frac < 1, "the case must mix signs"
+    # The entropy term has no target_logp dependence here, so the gradient is the pg term's.
+    negative = np.asarray(signed_grad) > 0  # d(-w·logp)/dlogp > 0  <=>  w < 0
+    assert negative.any() and (~negative).any()
+    np.testing.assert_allclose(np.asarray(pos_grad)[negative], 0.0, atol=1e-7)
+    np.testing.assert_allclose(
+        np.asarray(pos_grad)[~negative], np.asarray(signed_grad)[~negative], rtol=1e-5
+    )
+    for key in ("value_loss", "traj_value_loss", "advantage_mean"):
+        assert float(pos[key]) == pytest.approx(float(signed[key]))

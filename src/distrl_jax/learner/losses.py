@@ -274,6 +274,7 @@ def aride_loss(
     priority_weights: Sequence[float],
     rho_max: float,
     policy_clip: float = 0.0,
+    positive_advantages: bool = False,
 ) -> tuple[Array, dict[str, Array], Array]:
     """A-RIDE's loss on one trajectory (DistRL, arXiv 2410.14803): ``(loss, metrics, priority)``.
 
@@ -286,6 +287,9 @@ def aride_loss(
     measure staleness). ``value_target="none"`` and ``entropy_coef=0`` are the other ablations.
     ``policy_clip=ε > 0`` replaces the ρ̄-clipped policy gradient with PPO's clipped surrogate
     (:func:`clipped_surrogate_loss`; with off-policy correction on).
+    ``positive_advantages=True`` lets only steps with A_t > 0 move the policy, max(A_t, 0) as in
+    self-imitation learning (Oh et al. 2018, arXiv 1806.05635); the critics still learn from
+    every step.
     """
     steps = (target_logp, entropy, rewards, penalties, dones, mask, behaviour_logp)
     check_trajectory_shapes(
@@ -317,10 +321,13 @@ def aride_loss(
     advs = advantages(sg_values, targets, rewards, penalties, dones, mask, gamma=gamma)
     deltas = td_errors(sg_values, rewards, dones, mask, gamma=gamma)
 
+    pg_advs = jnp.maximum(advs, 0.0) if positive_advantages else advs
     if policy_clip > 0 and off_policy_correction:
-        pg_loss = clipped_surrogate_loss(target_logp, behaviour_logp, advs, mask, clip=policy_clip)
+        pg_loss = clipped_surrogate_loss(
+            target_logp, behaviour_logp, pg_advs, mask, clip=policy_clip
+        )
     else:
-        pg_loss = policy_gradient_loss(target_logp, rhos_used, advs, mask, rho_bar=rho_bar)
+        pg_loss = policy_gradient_loss(target_logp, rhos_used, pg_advs, mask, rho_bar=rho_bar)
     mean_entropy = masked_mean(entropy, mask)
     policy_loss = pg_loss - entropy_coef * mean_entropy
     value_loss = step_critic_loss(value_logits, targets, mask)
@@ -338,6 +345,7 @@ def aride_loss(
         "traj_value_loss": traj_value_loss,
         "entropy": mean_entropy,
         "advantage_mean": masked_mean(advs, mask),
+        "advantage_positive_frac": masked_mean((advs > 0).astype(values.dtype), mask),
         "value_mean": masked_mean(sg_values[:-1], mask),
         "value_target_mean": masked_mean(targets, mask),
         "td_error_abs_mean": masked_mean(jnp.abs(deltas), mask),

@@ -110,6 +110,7 @@ def rl_loss(graphdef: nnx.GraphDef, cfg: LearnerConfig) -> LossFn:
             priority_weights=tuple(cfg.priority_weights),
             rho_max=cfg.rho_max,
             policy_clip=cfg.policy_clip,
+            positive_advantages=cfg.pg_advantages == "positive",
         )
     elif cfg.algo == "digirl":
         batched = digirl.batched_digirl_loss
