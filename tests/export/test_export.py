@@ -20,7 +20,9 @@ pytest.importorskip("jax2onnx")
 from distrl_jax.checkpoint.manager import Checkpointer
 from distrl_jax.checkpoint.policy_loader import spec_meta
 from distrl_jax.devices import actions as A
-from distrl_jax.export import cli
+from distrl_jax.devices.actions import TAP_DISTANCE
+from distrl_jax.export import cli, other_formats
+from distrl_jax.export import manifest as M
 from distrl_jax.export.onnx_format import OnnxRunner
 from distrl_jax.export.other_formats import StableHloRunner
 from distrl_jax.export.parity import compare, run_batched
@@ -35,6 +37,9 @@ from distrl_jax.tasks.suites import load_tasks
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "ondevice_infer.py"
 LOGIT_TOL = 1e-4  # float32 conversion error measured about 3e-6 on the tiny model
+# The checkpoint's policy version differs from its step (7) on purpose: the manifest must read
+# the version from the meta, not fall back to the step.
+POLICY_VERSION = 5
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +48,14 @@ def policy(tmp_path_factory):
     spec = tiny()
     state = nnx.state(init_model(spec, seed=3))
     run = tmp_path_factory.mktemp("run")
+    meta = {
+        "kind": "rl",
+        "model": spec_meta(spec),
+        "config": "t",
+        "policy_version": POLICY_VERSION,
+    }
     with Checkpointer(run / "checkpoints", use_async=False) as ck:
-        ck.save(7, state, {"kind": "test", "model": spec_meta(spec), "config": "t"}, force=True)
+        ck.save(7, state, meta, force=True)
         path = ck.path(7)
     return spec, state, path
 
@@ -67,34 +78,44 @@ def _reference(spec, state, screens, contexts):
     return tuple(np.asarray(x) for x in jax.jit(greedy_program(spec, state))(screens, contexts))
 
 
-@pytest.mark.timeout(240)
-def test_onnx_matches_jax_greedy_policy_on_100_screens(policy, onnx_dir):
-    spec, state, _ = policy
-    screens, contexts = sample_inputs(spec, 100, seed=1234)  # not the export-time seed
-    got = run_batched(OnnxRunner(onnx_dir[0] / "policy.onnx"), screens, contexts, 1)
-    chex.assert_shape(got, [(100, spec.action_len), (100,), (100, spec.action_len, VOCAB_SIZE)])
+FRESH_SCREENS, FRESH_SEED = 100, 1234  # not the export-time parity inputs (seed 0)
+
+
+def assert_parity_on_fresh_screens(runner, spec, state) -> None:
+    """The exported file, called one screen at a time on 100 fresh random screens: the same
+    logits as the JAX program within LOGIT_TOL, and the same greedy actions (and log-probs) as
+    the training stack's policy."""
+    screens, contexts = sample_inputs(spec, FRESH_SCREENS, seed=FRESH_SEED)
+    got = run_batched(runner, screens, contexts, 1)
+    n, la = FRESH_SCREENS, spec.action_len
+    chex.assert_shape(got, [(n, la), (n,), (n, la, VOCAB_SIZE)])
     policy_tokens, policy_logp = jax_greedy_policy(spec, state)(screens, contexts)
     np.testing.assert_array_equal(got[0], policy_tokens)  # the training stack's greedy actions
     np.testing.assert_allclose(got[1], policy_logp, atol=1e-4)
     errors = compare(_reference(spec, state, screens, contexts), got)
+    assert errors["samples"] == n, errors
     assert errors["max_abs_logit_error"] < LOGIT_TOL, errors
     assert errors["greedy_action_agreement"] == 1.0
     assert len({tuple(r) for r in got[0]}) > 1, "random screens should not all give one action"
 
 
 @pytest.mark.timeout(240)
-def test_stablehlo_roundtrip_matches_jax(policy, tmp_path_factory):
-    spec = policy[0]
-    # The export deserialises the file and calls it on 20 seeded screens next to JAX.
+def test_onnx_matches_jax_greedy_policy_on_100_screens(policy, onnx_dir):
+    spec, state, _ = policy
+    assert_parity_on_fresh_screens(OnnxRunner(onnx_dir[0] / "policy.onnx"), spec, state)
+
+
+@pytest.mark.timeout(240)
+def test_stablehlo_matches_jax_greedy_policy_on_100_screens(policy, tmp_path_factory):
+    spec, state, _ = policy
+    # The export deserialises the file and calls it on 20 seeded screens next to JAX...
     out, manifest = _export(policy, tmp_path_factory, "stablehlo", samples=20)
     p = manifest["parity"]
     assert p["passed"] and p["samples"] == 20, p
     assert p["max_abs_logit_error"] < LOGIT_TOL and p["greedy_action_agreement"] == 1.0
-    screens, contexts = sample_inputs(spec, 1, seed=99)
-    tokens, logp, logits = StableHloRunner(out / "policy.stablehlo")(screens, contexts)
-    chex.assert_shape(
-        [tokens, logp, logits], [(1, spec.action_len), (1,), (1, spec.action_len, VOCAB_SIZE)]
-    )
+    assert p["interpreter"] == StableHloRunner.interpreter_name, p
+    # ...and, loaded again from disk, it agrees on 100 screens it was never checked on.
+    assert_parity_on_fresh_screens(StableHloRunner(out / "policy.stablehlo"), spec, state)
 
 
 @pytest.mark.slow
@@ -127,8 +148,20 @@ def test_manifest_describes_the_export(policy, onnx_dir):
     assert [o["name"] for o in manifest["outputs"]] == ["tokens", "logp", "step_logits"]
     assert manifest["preprocessing"]["screen_size"] == [h, w]
     assert manifest["program"] == "greedy_decoder" and "grammar" in manifest["program_doc"]
-    assert manifest["source"]["step"] == 7 and manifest["source"]["checkpoint"] == str(ckpt)
-    assert manifest["source"]["model_spec"] == spec_meta(spec)
+    assert manifest["source"] == {
+        "checkpoint": str(ckpt),
+        "step": 7,
+        "policy_version": POLICY_VERSION,
+        "config": "t",
+        "kind": "rl",
+        "model_spec": spec_meta(spec),
+    }
+    assert manifest["action_decoding"] == {
+        "recipe": M.ACTION_RECIPE,
+        "action_len": spec.action_len,
+        "location_bins": spec.location_bins,
+        "tap_distance": TAP_DISTANCE,
+    }
     assert manifest["vocabulary"]["size"] == VOCAB_SIZE
     assert manifest["model_bytes"] == (out / "policy.onnx").stat().st_size
     for name in manifest["tokenizer_files"]:
@@ -137,6 +170,30 @@ def test_manifest_describes_the_export(policy, onnx_dir):
     p = manifest["parity"]
     assert p["passed"] and p["samples"] == 10 and p["max_abs_logit_error"] < LOGIT_TOL
     assert p["jax_program_vs_policy_action_agreement"] == 1.0
+    assert p["interpreter"].startswith("onnxruntime "), p
+
+
+def test_tflite_parity_names_the_interpreter_that_ran(monkeypatch):
+    """ai-edge-litert is preferred; without it TensorFlow's interpreter runs, and the name
+    recorded in the manifest's parity says so (fake modules stand in for both packages)."""
+    import types
+
+    litert = types.ModuleType("ai_edge_litert.interpreter")
+    litert.Interpreter = type("LiteRtInterpreter", (), {})
+    tf = types.SimpleNamespace(
+        __version__="9.9", lite=types.SimpleNamespace(Interpreter=type("TfInterpreter", (), {}))
+    )
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", types.ModuleType("ai_edge_litert"))
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", litert)
+    monkeypatch.setitem(sys.modules, "tensorflow", tf)
+    cls, name = other_formats.tflite_interpreter()
+    assert cls is litert.Interpreter and name.startswith("ai-edge-litert "), name
+    assert M.parity_interpreter("tflite") == name
+
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # import fails
+    cls, name = other_formats.tflite_interpreter()
+    assert cls is tf.lite.Interpreter and name == "tensorflow 9.9 tf.lite.Interpreter", name
+    assert M.parity_interpreter("tflite") == name
 
 
 def test_cli_reports_bad_input_with_exit_2(tmp_path, capsys):
@@ -162,9 +219,15 @@ def test_tflite_without_tensorflow_exits_2_with_instructions(policy, tmp_path, c
     importlib.util.find_spec("tensorflow") is None,
     reason="TFLite conversion needs tensorflow-cpu (install it in a separate venv)",
 )
-def test_tflite_matches_jax(policy, tmp_path_factory):
-    _, manifest = _export(policy, tmp_path_factory, "tflite", samples=4)
-    assert manifest["parity"]["passed"]
+@pytest.mark.timeout(600)
+def test_tflite_matches_jax_greedy_policy_on_100_screens(policy, tmp_path_factory):
+    spec, state, _ = policy
+    out, manifest = _export(policy, tmp_path_factory, "tflite", samples=FRESH_SCREENS)
+    p = manifest["parity"]
+    assert p["passed"] and p["samples"] == FRESH_SCREENS, p
+    runner = other_formats.TfliteRunner(out / "policy.tflite")
+    assert p["interpreter"] == runner.interpreter_name, p  # which interpreter checked it
+    assert_parity_on_fresh_screens(runner, spec, state)
 
 
 def _load_example():

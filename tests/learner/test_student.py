@@ -3,8 +3,10 @@ learner step, checkpointed as the learner's version, loadable by actors, resumed
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
+import types
 
 import jax
 import numpy as np
@@ -14,8 +16,9 @@ sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]
 from learner_script import compile_cache, shrunk_config, synthetic_trajectory
 
 from distrl_jax.checkpoint.policy_loader import load_policy_state
+from distrl_jax.learner import sharding
 from distrl_jax.learner.learner import Learner
-from distrl_jax.learner.student import STUDENT_DIR
+from distrl_jax.learner.student import STUDENT_DIR, Student
 from distrl_jax.models.jax_policy import JaxPolicy
 from distrl_jax.models.spec import preset
 
@@ -73,3 +76,62 @@ def test_student_trains_checkpoints_and_resumes_with_the_learner(tmp_path):
             np.testing.assert_array_equal(a, np.asarray(b))
     finally:
         again.close()
+
+
+def _leaves(params) -> list[np.ndarray]:
+    return [np.array(x) for x in jax.tree.leaves(params)]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_student_resumes_at_the_learners_version_or_says_which_step(tmp_path, caplog):
+    """With student steps 2 and 4 on disk, a learner at version 2 or 4 gets exactly that
+    student; at 3 (or 1) the student and learner differ: the newest step not after the
+    learner's version (else the oldest) is restored, and a warning names the step used and,
+    for a learner behind the student, the stale newer steps. (No learner: a stub stands in.)"""
+    cfg = shrunk_config(tmp_path, "actor.policy=distilled", "distill.batch_states=8")
+    mesh = sharding.make_mesh(devices=jax.devices()[:1])
+
+    def learner_at(version: int):
+        return types.SimpleNamespace(
+            mesh=mesh, state_shardings=types.SimpleNamespace(params=None), step_count=version
+        )
+
+    first = Student(cfg, tmp_path, learner_at(0))
+    saved: dict[int, list[np.ndarray]] = {}
+    try:
+        assert first.start_kind == "initialised from scratch"
+        for version in (2, 4):  # distinct parameters at each step
+            state = first.trainer.state
+            first.trainer.state = state._replace(
+                params=jax.tree.map(lambda x, v=version: x + v, state.params)
+            )
+            first.save(version)
+            saved[version] = _leaves(first.params)
+    finally:
+        first.close()
+    assert not np.array_equal(saved[2][0], saved[4][0])
+
+    for version, used in ((4, 4), (2, 2), (3, 2), (1, 2)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="distrl_jax.learner.student"):
+            student = Student(cfg, tmp_path, learner_at(version))
+        try:
+            got = _leaves(student.params)
+        finally:
+            student.close()
+        for a, b in zip(saved[used], got, strict=True):
+            np.testing.assert_array_equal(a, b)
+        messages = [r.getMessage() for r in caplog.records]
+        differ = [m for m in messages if "student and learner differ" in m]
+        stale = [m for m in messages if "newer than the learner" in m]
+        if version == used:
+            assert student.start_kind == f"resumed at step {used}"
+            assert not differ, messages
+        else:
+            assert student.start_kind == f"resumed at step {used} (the learner is at {version})"
+            assert len(differ) == 1 and f"resuming the student from step {used}" in differ[0]
+            assert f"policy version {version}" in differ[0], differ
+        assert len(stale) == (version < 4), messages
+        if version < 4:
+            assert str([s for s in (2, 4) if s > version]) in stale[0], stale

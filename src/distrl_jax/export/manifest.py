@@ -67,6 +67,28 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def parity_interpreter(fmt: str) -> str:
+    """What runs the exported file in the parity check (and the package version): for TFLite
+    the interpreter :class:`~distrl_jax.export.other_formats.TfliteRunner` picks, ai-edge-litert
+    or, where it is absent, TensorFlow's fallback."""
+    from distrl_jax.export import other_formats
+
+    if fmt == "onnx":
+        return f"onnxruntime {_version('onnxruntime')} InferenceSession (CPUExecutionProvider)"
+    if fmt == "stablehlo":
+        return other_formats.StableHloRunner.interpreter_name
+    if fmt == "tflite":
+        return other_formats.tflite_interpreter()[1]
+    raise ValueError(f"no parity runner for format {fmt!r}")
+
+
+def _version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "(version unknown)"
+
+
 def build_manifest(
     *,
     spec: ModelSpec,
@@ -81,8 +103,10 @@ def build_manifest(
     meta: dict[str, Any],
     parity: dict[str, Any],
 ) -> dict[str, Any]:
-    """The manifest as a JSON-able dict."""
+    """The manifest as a JSON-able dict; ``parity`` gains ``interpreter`` (what ran the export
+    in the parity check, :func:`parity_interpreter`) unless it names one already."""
     h, w = spec.image_size
+    parity = {**parity, "interpreter": parity.get("interpreter") or parity_interpreter(fmt)}
     la, vocab = spec.action_len, codec.VOCAB_SIZE
     return {
         "manifest_version": MANIFEST_VERSION,

@@ -12,6 +12,7 @@ separate venv. The resulting ``.tflite`` runs with ``ai-edge-litert`` alone.
 
 from __future__ import annotations
 
+import importlib.metadata
 import pathlib
 
 import jax
@@ -48,6 +49,8 @@ def export_stablehlo(program: Program, screens_shape, context_shape, path: pathl
 
 class StableHloRunner:
     """Deserialises a ``jax.export`` file and calls it."""
+
+    interpreter_name = f"jax {jax.__version__} jax.export.deserialize"
 
     def __init__(self, path: pathlib.Path):
         self.exported = jax.export.deserialize(bytearray(path.read_bytes()))
@@ -89,14 +92,31 @@ def export_tflite(
     path.write_bytes(converter.convert())
 
 
+def tflite_interpreter() -> tuple[type, str]:
+    """``(Interpreter class, what it is)``: ai-edge-litert's where it installs, else
+    TensorFlow's ``tf.lite.Interpreter``; the name (with the package version) goes into the
+    manifest's ``parity["interpreter"]`` so it says which one checked the export."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        tf = _tensorflow()
+        return tf.lite.Interpreter, f"tensorflow {tf.__version__} tf.lite.Interpreter"
+    return Interpreter, f"ai-edge-litert {_version('ai-edge-litert')} interpreter"
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "(version unknown)"
+
+
 class TfliteRunner:
-    """Runs a ``.tflite`` file with ai-edge-litert (or TensorFlow's interpreter)."""
+    """Runs a ``.tflite`` file with ai-edge-litert (or TensorFlow's interpreter, where
+    ai-edge-litert is absent); ``interpreter_name`` says which (:func:`tflite_interpreter`)."""
 
     def __init__(self, path: pathlib.Path):
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError:
-            Interpreter = _tensorflow().lite.Interpreter
+        Interpreter, self.interpreter_name = tflite_interpreter()
         self.interpreter = Interpreter(model_path=str(path))
         self.interpreter.allocate_tensors()
         inputs = self.interpreter.get_input_details()

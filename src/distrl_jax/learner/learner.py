@@ -162,7 +162,7 @@ class Learner:
             metrics_student = self.student.step(batch, teacher)
         metrics, priorities = self.trainer.step(batch)
         if self.student is not None:
-            metrics.update(metrics_student)
+            metrics.update({k: float(v) for k, v in metrics_student.items()})  # synced by now
         t2 = time.perf_counter()
         self.replay.update_priorities(batch.indices, priorities)
         dropped = self.replay.set_policy_version(self.version)

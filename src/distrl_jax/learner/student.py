@@ -18,7 +18,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from distrl_jax.checkpoint.manager import Checkpointer
+from distrl_jax.checkpoint.manager import Checkpointer, CheckpointError
 from distrl_jax.checkpoint.policy_loader import spec_meta
 from distrl_jax.config import Config
 from distrl_jax.learner.distill import DistillTrainer, states_from_batch
@@ -51,19 +51,69 @@ class Student:
         )
         self.checkpoints = Checkpointer(run_dir / STUDENT_DIR, keep=cfg.checkpoint.keep)
         self._rng = np.random.default_rng(cfg.seed + 17)
-        self.start_kind = "initialised from scratch"
-        if self.checkpoints.latest_step() is not None:
-            state, _ = self.checkpoints.restore_train_state(self.trainer.abstract_state())
-            self.trainer.state = state
-            self.start_kind = f"resumed at step {self.checkpoints.latest_step()}"
+        self.start_kind = self._restore(int(teacher_trainer.step_count))
+
+    def _restore(self, version: int) -> str:
+        """Resume the student saved with the learner's policy ``version``.
+
+        Without that step (a crash between the two saves, a learner resumed from elsewhere) the
+        newest student step not after ``version`` is used (else the oldest), and a warning says
+        that student and learner differ and which step was taken. Student steps newer than the
+        learner are stale (a later save of that version keeps them): a warning names them.
+        """
+        steps = self.checkpoints.steps()
+        newer = [s for s in steps if s > version]
+        if newer:
+            log.warning(
+                "student steps %s in %s are newer than the learner's policy version %d: they "
+                "come from training the learner has lost, and are announced as they are when "
+                "the learner reaches those versions; move them aside to have them retrained",
+                newer,
+                self.checkpoints.directory,
+                version,
+            )
+        if version in steps:
+            try:
+                return self._restore_step(version)
+            except CheckpointError:
+                if version in self.checkpoints.steps():  # readable but not this model's
+                    raise
+                steps = self.checkpoints.steps()  # unreadable: moved aside, fall back below
+        if not steps:
+            if version:
+                log.warning(
+                    "student and learner differ: the learner is at policy version %d but %s "
+                    "holds no student; the student starts from scratch",
+                    version,
+                    self.checkpoints.directory,
+                )
+            return "initialised from scratch"
+        older = [s for s in steps if s <= version]
+        use = older[-1] if older else steps[0]
+        log.warning(
+            "student and learner differ: the learner is at policy version %d and %s has no "
+            "student step %d (it has %s); resuming the student from step %d",
+            version,
+            self.checkpoints.directory,
+            version,
+            steps,
+            use,
+        )
+        return f"{self._restore_step(use)} (the learner is at {version})"
+
+    def _restore_step(self, step: int) -> str:
+        state, _ = self.checkpoints.restore_train_state(self.trainer.abstract_state(), step=step)
+        self.trainer.state = state
+        return f"resumed at step {step}"
 
     @property
     def params(self) -> Any:
         """The student's current parameters (what actors load)."""
         return self.trainer.student_state()
 
-    def step(self, batch: Batch, teacher_params: Any) -> dict[str, float]:
-        """One distillation step on the real steps of ``batch``; metrics under ``distill/``."""
+    def step(self, batch: Batch, teacher_params: Any) -> dict[str, jax.Array]:
+        """One distillation step on the real steps of ``batch``; metrics under ``distill/``, as
+        device scalars not yet synced (the learner's step is dispatched before they are read)."""
         rows = self.cfg.distill.batch_states // jax.process_count()
         states = states_from_batch(batch, rows, self._rng)
         return {f"distill/{k}": v for k, v in self.trainer.step(teacher_params, states).items()}
