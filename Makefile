@@ -27,7 +27,7 @@ run: $(STAMP)  ## the main job on simphone (see README)
 test: $(STAMP)  ## the test suite, slow end-to-end tests included (about 15 minutes on 2 cores)
 	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -m "not extended" $(ARGS)
 
-test-all: $(STAMP)  ## everything, with the extended checks (notebooks, benchmark smoke, kills, flood)
+test-all: $(STAMP)  ## everything, with the extended checks (benchmark smoke runs, repeated kills, the full flood, quantized export)
 	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q $(ARGS)
 
 test-fast: $(STAMP)  ## without the tests marked slow

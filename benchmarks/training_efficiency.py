@@ -13,8 +13,8 @@ Every broadcast commits a checkpoint (``runtime.broadcast=path``) with its wall 
 run, up to ``--evals`` of them (evenly spread, always the start and the last) are evaluated
 greedily on the held-out split without device latency, so evaluation never costs training time.
 ``time_to_target_s`` is the wall time of the first checkpoint at or above ``--target`` (null when
-none is). ``ratio = digirl_sync / aride_async`` time to target; goal >= 1 (A-RIDE async gets
-there first). In ``--quick`` mode the budget is tiny: the keys are the same, times are usually
+none is). ``ratio = digirl_sync / aride_async`` time to target; goal >= 3 (the paper reports
+3x). In ``--quick`` mode the budget is tiny: the keys are the same, times are usually
 null and the success reached is reported.
 
     python benchmarks/training_efficiency.py [--quick] [--budget S] [--target X]
@@ -49,7 +49,7 @@ from distrl_jax.config import Config, apply_overrides, load_preset
 from distrl_jax.runtime.training import evaluate_params, resolve_init
 
 ARMS = {"aride_async": ("aride", "async"), "digirl_sync": ("digirl", "sync")}
-GOAL_RATIO = 1.0
+GOAL_RATIO = 3.0  # the DistRL paper reports 3x training efficiency
 
 
 def spread(items: list, k: int) -> list:
@@ -106,7 +106,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny budget from scratch (same keys)")
     ap.add_argument("--budget", type=float, default=0.0, help="training seconds per arm")
-    ap.add_argument("--target", type=float, default=0.35, help="held-out success to reach")
+    ap.add_argument("--target", type=float, default=0.45, help="held-out success to reach")
     ap.add_argument("--evals", type=int, default=0, help="checkpoints evaluated per arm")
     ap.add_argument("--actors", type=int, default=4)
     ap.add_argument("--devices-per-actor", type=int, default=8)

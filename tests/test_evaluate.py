@@ -312,3 +312,20 @@ def test_load_policy_state_without_spec(saved: Saved, tmp_path: pathlib.Path) ->
     # Given the spec explicitly, the same checkpoint loads.
     spec, _, meta = load_policy_state(tmp_path, spec=SPEC)
     assert spec == SPEC and meta["step"] == 1
+
+
+def test_default_action_length_types_every_suite_query():
+    """No General or Web Shopping task is impossible by construction: the default spec's TYPE
+    action holds every search query, while a 32-token action could not type 12 held-out ones."""
+    from distrl_jax.evaluate import untypeable
+    from distrl_jax.models.spec import ModelSpec
+    from distrl_jax.tasks.suites import load_tasks
+
+    la = ModelSpec().action_len
+    for suite in ("general", "webshop"):
+        for split in ("train", "val"):
+            tasks = load_tasks(suite, split=split)
+            assert untypeable(tasks, la) == [], (suite, split)
+    short = untypeable(load_tasks("general", split="val"), 32)
+    assert len(short) == 12
+    assert all(len(dict(t.goal.slots)["query"]) > 30 for t in short)

@@ -82,6 +82,13 @@ def eval_tasks(cfg: Config) -> list[Task]:
     return tasks
 
 
+def untypeable(tasks: Sequence[Task], action_len: int) -> list[Task]:
+    """The tasks whose search query is longer than a TYPE action of ``action_len`` tokens can
+    type (La - 2 bytes): no policy of that spec can succeed on them."""
+    limit = action_len - 2
+    return [t for t in tasks if len(dict(t.goal.slots).get("query", "").encode()) > limit]
+
+
 def evaluate(
     env: TaskEnv, tasks: Sequence[Task], act: ActFn, episodes_per_task: int = 1
 ) -> list[EpisodeRecord]:

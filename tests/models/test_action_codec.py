@@ -65,7 +65,7 @@ def test_typed_text_round_trips_or_is_truncated_at_a_character(text: str) -> Non
 def test_keys_and_status_round_trip_and_layout() -> None:
     for action in (A.BACK, A.HOME, A.ENTER, A.COMPLETE, A.IMPOSSIBLE):
         tokens = C.encode_action(action)
-        assert tokens.dtype == np.int32 and tokens.shape == (32,)
+        assert tokens.dtype == np.int32 and tokens.shape == (ModelSpec().action_len,)
         assert tokens[1] == C.EOS_ID and not tokens[2:].any()
         assert C.decode_action(tokens) == action
     assert len(C.token_names()) == C.VOCAB_SIZE

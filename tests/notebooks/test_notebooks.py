@@ -37,7 +37,6 @@ def outputs_text(nb: nbformat.NotebookNode) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.extended
 @pytest.mark.timeout(900)
 def test_ablations_then_results_notebook_at_tiny_budget(tmp_path, monkeypatch) -> None:
     for name in ("ablations.ipynb", "results.ipynb"):

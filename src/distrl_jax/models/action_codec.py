@@ -76,7 +76,11 @@ def dequantise(i: int, bins: int) -> float:
 class ActionCodec:
     """Encodes actions to ``La`` tokens and decodes tokens back; counts truncated TYPE texts."""
 
-    def __init__(self, action_len: int = 32, location_bins: int = 64):
+    def __init__(
+        self,
+        action_len: int = ModelSpec.action_len,  # the default spec's, so defaults agree
+        location_bins: int = ModelSpec.location_bins,
+    ):
         ModelSpec(action_len=action_len, location_bins=location_bins).validate()
         self.action_len = action_len
         self.bins = location_bins

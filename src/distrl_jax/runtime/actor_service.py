@@ -285,7 +285,11 @@ def main(cfg: Config, learner: str, actor_id: int) -> int:
         n = service.run()
     finally:
         service.close()
-    versions = ",".join(str(v) for v in service.versions_adopted)
+    adopted = [str(v) for v in service.versions_adopted]
+    # A long run adopts hundreds of versions: the first and last few say what matters.
+    if len(adopted) > 12:
+        adopted = [*adopted[:6], "...", *adopted[-6:], f" ({len(service.versions_adopted)} in all)"]
+    versions = ",".join(adopted).replace(", (", " (")
     print(
         f"actor {actor_id}: {n} episodes in {time.monotonic() - t0:.0f} s, "
         f"acted with policy versions {versions}",

@@ -215,6 +215,22 @@ def resolve_init(cfg: Config, run_dir: pathlib.Path) -> Config:
     )
 
 
+def warn_untypeable(cfg: Config) -> int:
+    """Print a warning when evaluation tasks ask for a query longer than the model can type
+    (``model.action_len``); returns how many do."""
+    from distrl_jax.evaluate import eval_tasks, untypeable
+
+    tasks = eval_tasks(cfg)
+    bad = untypeable(tasks, cfg.model.action_len)
+    if bad:
+        print(
+            f"warning: {len(bad)} of {len(tasks)} evaluation tasks search for more than "
+            f"{cfg.model.action_len - 2} characters, which no policy with model.action_len="
+            f"{cfg.model.action_len} can type (e.g. {bad[0].text!r}); raise --model.action_len"
+        )
+    return len(bad)
+
+
 def train(
     cfg: Config, run_dir: pathlib.Path, *, spawn_actors: bool = True, child_argv: Sequence[str] = ()
 ) -> int:
@@ -226,6 +242,7 @@ def train(
     service = LearnerService(cfg, run_dir, writer)
     install_signal_handlers(service.learner)
     print(f"learner: {service.learner.start_kind}; control endpoint {service.endpoint}")
+    warn_untypeable(cfg)
     before = evaluate_params(cfg, service.learner.params, service.learner.version, run_dir, "start")
     supervisor = None
     if spawn_actors:
@@ -253,7 +270,8 @@ def train(
         f"{seconds:.0f} s; checkpoints: {service.learner.checkpoints.directory}"
     )
     for actor, versions in service.versions_by_actor().items():
-        print(f"trajectories from actor {actor} were played with policy versions {versions}")
+        shown = f"{versions[:4]} ... {versions[-4:]}" if len(versions) > 10 else f"{versions}"
+        print(f"trajectories from actor {actor} were played with policy versions {shown}")
     after = evaluate_params(cfg, service.learner.params, service.learner.version, run_dir, "final")
     print(
         f"\nsuccess on {cfg.tasks.eval}:{cfg.tasks.eval_split}: start {before.success_rate:.1%} "
