@@ -169,6 +169,7 @@ class RuntimeHarness:
             "trajectories": float(s.inserted),
             "device_steps": float(s.device_steps),
             "learner_steps": float(s.learner.version),
+            "learner_wait_s": float(s.wait_s),
             "broadcasts": float(len(self.sink.having("time_broadcast_s"))),
         }
 
@@ -220,6 +221,8 @@ def measure_window(harness: RuntimeHarness, warmup_s: float, window_s: float) ->
         "device_steps_per_s": round(d["device_steps"] / elapsed, 2),
         "learner_steps": int(d["learner_steps"]),
         "learner_steps_per_s": round(d["learner_steps"] / elapsed, 3),
+        # The learner's time waiting for data (issue #7: under 5% when actors are plentiful).
+        "learner_wait_frac": round(d["learner_wait_s"] / elapsed, 4),
         "samples_per_insert": round(d["learner_steps"] * batch / max(d["trajectories"], 1), 3),
         "broadcasts": int(d["broadcasts"]),
     }

@@ -146,6 +146,8 @@ def test_run_trains_and_broadcasts_loadable_versions(tmp_path):
         assert service.learner.version == 4
         last = result["last"]
         assert math.isfinite(last["loss"]) and last["trajectories"] == 6.0
+        # It waited for the 6 trajectories to arrive, and that wait is part of its wall time.
+        assert 0.0 < last["learner_wait_frac"] < 1.0 and service.wait_s > 0.0
 
         pv = subscriber.wait_for(2, timeout_s=30.0)
         assert pv is not None and pv.version >= 2 and pv.version % 2 == 0

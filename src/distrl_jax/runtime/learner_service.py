@@ -94,6 +94,7 @@ class LearnerService:
         self.extra_metrics: Callable[[], dict[str, float]] = dict  # e.g. the supervisor's counts
         self.received_success: collections.deque[float] = collections.deque(maxlen=200)
         self._fresh = 0  # trajectories inserted since the last sync round
+        self.wait_s = 0.0  # learner time spent waiting for data (replay, ratio or sync barrier)
         # actor id -> the policy versions its trajectories were played with (the newest 64):
         # proof that broadcasts reach every actor, and a per-actor view of policy lag.
         self.actor_versions: dict[int, set[int]] = {}
@@ -175,8 +176,10 @@ class LearnerService:
         t0 = time.monotonic()
         last: dict[str, float] = {}
         while not self.learner.stopping and (lc.steps == 0 or self.learner.version < lc.steps):
+            waited = time.monotonic()
             if not self._wait_for_data(deadline):
                 break
+            self.wait_s += time.monotonic() - waited
             if rt.mode == "sync":  # one round: train on it, then broadcast (releases actors)
                 with self._lock:
                     self._fresh = 0
@@ -213,6 +216,7 @@ class LearnerService:
                 "actors_alive": float(len(self.control.alive())),
                 "wall_s": elapsed,
                 "learner_steps_per_s": self.learner.version / elapsed,
+                "learner_wait_frac": self.wait_s / elapsed,
                 "since_broadcast_s": time.monotonic() - self.last_broadcast,
                 "time_ingest_per_traj_s": ingest_s / inserted if inserted else 0.0,
                 "transport_rejects": float(self.receiver.rejects.total),
