@@ -8,7 +8,6 @@ Point clients at it explicitly (``adb -H HOST -P PORT devices``, ``ANDROID_ADB_S
 from __future__ import annotations
 
 import argparse
-import contextlib
 import signal
 import sys
 import threading
@@ -75,15 +74,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    # Both signals get a handler of ours: a process started in the background by a
+    # non-interactive shell inherits SIGINT as ignored, and Ctrl-C would then never stop it.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
     with server:
         print(
             f"adb server for {len(server.serials)} simphone devices on {server.host}:{server.port} "
             f"(serials {' '.join(server.serials)})",
             flush=True,
         )
-        with contextlib.suppress(KeyboardInterrupt):
-            done.wait()
+        while not done.wait(0.2):  # a timed wait, so the handler runs promptly
+            pass
     return 0
 
 
