@@ -15,7 +15,6 @@ Both use DESIGN §7's emulator-like latency, time-scaled. ``ratio = training / p
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -26,16 +25,10 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the shared harnesses beside us
 
-from async_vs_sync import (
-    compile_cache,
-    machine_info,
-    reference_overrides,
-    reference_setting,
-    run_mode,
-)
+from async_vs_sync import compile_cache, reference_config, reference_parser, report_head, run_mode
 from scaling import play_for, random_act
 
-from distrl_jax.config import Config, apply_overrides, load_preset
+from distrl_jax.config import Config
 from distrl_jax.models.tokenizer import ContextEncoder
 
 GOAL_RATIO = 0.9
@@ -70,23 +63,13 @@ def pure_rate(cfg: Config, warmup_s: float, window_s: float) -> dict[str, float]
 
 def main() -> None:
     """Measure both arms and print one JSON line."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="short windows (same keys, ~1 minute)")
-    ap.add_argument("--actors", type=int, default=4)
-    ap.add_argument("--devices-per-actor", type=int, default=8)
-    ap.add_argument("--time-scale", type=float, default=0.05)
+    ap = reference_parser(__doc__, "short windows (same keys, ~1 minute)")
     ap.add_argument("--window", type=float, default=0.0, help="timed seconds per arm")
     args = ap.parse_args()
     window = args.window or (10.0 if args.quick else 120.0)
     warmup = 2.0 if args.quick else 15.0
-    cfg = apply_overrides(
-        load_preset("smoke"),
-        [
-            *reference_overrides(args.time_scale, args.devices_per_actor, args.actors),
-            "checkpoint.every_steps=100000",
-            "replay.min_size=8",
-            "replay.samples_per_insert=1",
-        ],
+    cfg = reference_config(
+        args, ["checkpoint.every_steps=100000", "replay.min_size=8", "replay.samples_per_insert=1"]
     )
     with compile_cache(), contextlib.redirect_stdout(sys.stderr):
         pure = pure_rate(cfg, warmup, window)
@@ -95,10 +78,7 @@ def main() -> None:
     print(
         json.dumps(
             {
-                "benchmark": "actor_efficiency",
-                "quick": args.quick,
-                "host": machine_info(),
-                "setting": reference_setting(args.time_scale),
+                **report_head("actor_efficiency", args),
                 "config": {
                     "actors": args.actors,
                     "devices_per_actor": args.devices_per_actor,

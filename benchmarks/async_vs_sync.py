@@ -17,7 +17,8 @@ after every actor holds its first version and a warm-up has passed. Goal: async/
 (the DistRL paper reports 2.4x).
 
 This module also holds the small harness the other runtime benchmarks import
-(:class:`RuntimeHarness`, :func:`machine_info`, :func:`reference_overrides`).
+(:class:`RuntimeHarness`, :func:`machine_info`, :func:`reference_overrides`,
+:func:`reference_parser`, :func:`reference_config`, :func:`report_head`).
 
     python benchmarks/async_vs_sync.py [--quick] [--window S] [--time-scale X]
 """
@@ -83,6 +84,36 @@ def reference_setting(time_scale: float) -> dict[str, object]:
         "latency": LatencyModel().describe() | {"time_scale": time_scale},
         "faults": FaultModel().describe() | {"time_scale": time_scale},
         "median_step_s_scaled": LatencyModel().median_s * time_scale,
+    }
+
+
+def reference_parser(doc: str, quick_help: str) -> argparse.ArgumentParser:
+    """A runtime benchmark's parser (described by ``doc``'s first line) with ``--quick`` and the
+    reference devices' flags: ``--actors``, ``--devices-per-actor`` (DESIGN §7's 4 x 8) and
+    ``--time-scale``."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    ap.add_argument("--actors", type=int, default=4)
+    ap.add_argument("--devices-per-actor", type=int, default=8)
+    ap.add_argument("--time-scale", type=float, default=0.05)
+    return ap
+
+
+def reference_config(args: argparse.Namespace, extra: Sequence[str]) -> Config:
+    """The smoke preset on the reference devices that ``args`` name (:func:`reference_parser`),
+    then the ``extra`` overrides."""
+    devices = reference_overrides(args.time_scale, args.devices_per_actor, args.actors)
+    return apply_overrides(load_preset("smoke"), [*devices, *extra])
+
+
+def report_head(benchmark: str, args: argparse.Namespace) -> dict[str, object]:
+    """The keys a runtime benchmark's JSON line starts with: its name, ``--quick``, the host and
+    the reference setting at ``--time-scale``."""
+    return {
+        "benchmark": benchmark,
+        "quick": args.quick,
+        "host": machine_info(),
+        "setting": reference_setting(args.time_scale),
     }
 
 
@@ -282,10 +313,7 @@ def main() -> None:
     warmup = args.warmup or (3.0 if args.quick else 20.0)
     cfg = build_config(args)
     out: dict[str, object] = {
-        "benchmark": "async_vs_sync",
-        "quick": args.quick,
-        "host": machine_info(),
-        "setting": reference_setting(args.time_scale),
+        **report_head("async_vs_sync", args),
         "config": {
             "devices": args.devices,
             "actors": args.actors,

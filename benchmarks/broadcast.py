@@ -16,7 +16,6 @@ fraction of the update interval (median time between broadcasts). Goal: < 0.10 i
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import itertools
@@ -33,20 +32,14 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the shared harness beside us
 
-from async_vs_sync import (
-    RuntimeHarness,
-    compile_cache,
-    machine_info,
-    reference_overrides,
-    reference_setting,
-)
+import async_vs_sync as bench
 
-from distrl_jax.config import Config, apply_overrides, load_preset
+from distrl_jax.config import Config, apply_overrides
 
 GOAL_FRACTION = 0.10
 
 
-def watch_versions(harness: RuntimeHarness, stop: threading.Event) -> list[dict[int, float]]:
+def watch_versions(harness: bench.RuntimeHarness, stop: threading.Event) -> list[dict[int, float]]:
     """Poll each actor's policy version; per actor, ``{version: first time seen}``."""
     seen: list[dict[int, float]] = [{} for _ in harness.actors]
     while not stop.is_set():
@@ -69,7 +62,7 @@ def run_mode(cfg: Config, warmup_s: float, window_s: float) -> dict[str, object]
     """Broadcast lags in one mode: a fresh run folder, learner and actors."""
     with tempfile.TemporaryDirectory(prefix=f"bench-bcast-{cfg.runtime.broadcast}-") as tmp:
         cfg = dataclasses.replace(cfg, run_dir=tmp)
-        harness = RuntimeHarness(cfg, pathlib.Path(tmp))
+        harness = bench.RuntimeHarness(cfg, pathlib.Path(tmp))
         stop = threading.Event()
         result: dict[str, list[dict[int, float]]] = {}
         watcher = threading.Thread(
@@ -119,20 +112,15 @@ def run_mode(cfg: Config, warmup_s: float, window_s: float) -> dict[str, object]
 
 def main() -> None:
     """Measure path and inline broadcasts and print one JSON line."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="short window (same keys, ~1 minute)")
-    ap.add_argument("--actors", type=int, default=4)
-    ap.add_argument("--devices-per-actor", type=int, default=8)
-    ap.add_argument("--time-scale", type=float, default=0.05)
+    ap = bench.reference_parser(__doc__, "short window (same keys, ~1 minute)")
     ap.add_argument("--broadcast-every", type=int, default=10, help="learner steps per version")
     ap.add_argument("--window", type=float, default=0.0, help="timed seconds per mode")
     args = ap.parse_args()
     window = args.window or (15.0 if args.quick else 150.0)
     warmup = 2.0 if args.quick else 15.0
-    cfg = apply_overrides(
-        load_preset("smoke"),
+    cfg = bench.reference_config(
+        args,
         [
-            *reference_overrides(args.time_scale, args.devices_per_actor, args.actors),
             f"runtime.broadcast_every={args.broadcast_every}",
             "checkpoint.every_steps=100000",
             "checkpoint.keep=3",
@@ -140,10 +128,7 @@ def main() -> None:
         ],
     )
     out: dict[str, object] = {
-        "benchmark": "broadcast",
-        "quick": args.quick,
-        "host": machine_info(),
-        "setting": reference_setting(args.time_scale),
+        **bench.report_head("broadcast", args),
         "config": {
             "actors": args.actors,
             "devices_per_actor": args.devices_per_actor,
@@ -153,7 +138,7 @@ def main() -> None:
             "window_s": window,
         },
     }
-    with compile_cache(), contextlib.redirect_stdout(sys.stderr):
+    with bench.compile_cache(), contextlib.redirect_stdout(sys.stderr):
         for mode in ("path", "inline"):
             out[mode] = run_mode(
                 apply_overrides(cfg, [f"runtime.broadcast={mode}"]), warmup, window

@@ -1,8 +1,9 @@
 """Actor speed of the distilled student vs its ``tiny`` teacher on one CPU core (DESIGN §4).
 
 Prints one JSON line: actions/s through ``JaxPolicy.act`` end to end (context encoding, the
-jitted grammar-masked sampler, token decoding) at batch 1 and 8 for both presets, measured side
-by side in the same process, their ratio (the goal is >= 3x) and the parameter counts.
+jitted grammar-masked sampler, token decoding; timed as in ``policy_speed.py``, whose timing and
+observations it imports) at batch 1 and 8 for both presets, measured side by side in the same
+process, their ratio (the goal is >= 3x) and the parameter counts.
 
 A fair comparison needs the same actions: the sampler's cost is set by how many tokens it
 decodes, and two untrained models sample action lengths that differ by chance (a TYPE action
@@ -32,24 +33,20 @@ import argparse
 import json
 import math
 import platform
-import time
+import sys
 
 import jax
 import numpy as np
 from flax import nnx
 
-from distrl_jax import core
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # policy_speed beside us
+
+from policy_speed import actions_per_second
+
 from distrl_jax.models import action_codec as codec
 from distrl_jax.models import policy as P
 from distrl_jax.models import spec as specs
 from distrl_jax.models.jax_policy import JaxPolicy
-
-TASKS = (
-    "Open the settings",
-    "Go to costco.com, search for 'bose soundsport free', and select the first entry",
-    "What's the weather in Paris?",
-)
-HISTORIES = ((), ("HOME",), ("TAP 0.52 0.31", 'TYPE "weather paris"', "ENTER"))
 
 # The action mix both models sample (probabilities of the first token).
 VERB_MIX = {
@@ -62,16 +59,6 @@ VERB_MIX = {
 EOS_SHARE = 0.2
 
 
-def observations(spec: specs.ModelSpec, n: int, seed: int) -> list[core.Observation]:
-    """``n`` observations with random screens and a mix of tasks and histories."""
-    rng = np.random.default_rng(seed)
-    screens = rng.integers(0, 256, (n, *spec.image_size, 3), dtype=np.uint8)
-    return [
-        core.Observation(screens[i], TASKS[i % len(TASKS)], HISTORIES[i % len(HISTORIES)])
-        for i in range(n)
-    ]
-
-
 def biased_params(spec: specs.ModelSpec, seed: int) -> dict:
     """Random parameters whose output bias fixes the action mix (see the module docstring)."""
     params = nnx.to_pure_dict(nnx.state(P.init_model(spec, seed)))
@@ -81,17 +68,6 @@ def biased_params(spec: specs.ModelSpec, seed: int) -> dict:
     bias[codec.EOS_ID] += math.log(146 * EOS_SHARE / (1 - EOS_SHARE))
     params["decoder"]["head"]["bias"] = bias
     return params
-
-
-def actions_per_second(policy: JaxPolicy, batch: int, calls: int) -> tuple[float, float]:
-    """(actions/s, mean decoding-loop steps per call) of ``policy.act`` at ``batch``."""
-    obs = observations(policy.spec, batch, seed=batch)
-    policy.act(obs)  # compile this bucket outside the timing
-    steps = 0
-    start = time.perf_counter()
-    for _ in range(calls):
-        steps += max(int((o.tokens != codec.PAD_ID).sum()) for o in policy.act(obs))
-    return batch * calls / (time.perf_counter() - start), steps / calls
 
 
 def main() -> None:
@@ -114,9 +90,8 @@ def main() -> None:
     for _ in range(rounds):
         for role, policy in policies.items():
             for batch, calls in ((1, calls_b1), (8, calls_b8)):
-                rates.setdefault(f"{role}_b{batch}", []).append(
-                    actions_per_second(policy, batch, calls)
-                )
+                rate, _, steps = actions_per_second(policy, batch, calls)
+                rates.setdefault(f"{role}_b{batch}", []).append((rate, steps))
     for key, runs in rates.items():
         role, batch = key.split("_b")
         out[f"{role}_actions_per_s_batch{batch}"] = round(max(r for r, _ in runs), 1)

@@ -7,7 +7,9 @@ decoding loops run to the full La because some row in the batch types text (``me
 says how long the actions were). The learner figures are ``scoring.action_logprob`` at batch 64,
 forward alone and forward + backward (``jax.value_and_grad`` of the policy-gradient surrogate).
 
-One core without taskset: XLA's CPU thread pools are limited by flags set before jax is imported.
+One core without taskset: XLA's CPU thread pools are limited by flags set before jax is imported
+(when run as a script: ``distill_speed.py`` imports the observations and ``actions_per_second``
+from here after setting its own).
 
     python benchmarks/policy_speed.py [--quick] [--preset tiny]
 """
@@ -16,12 +18,12 @@ from __future__ import annotations
 
 import os
 
-# Before jax is imported: XLA reads its flags once, at start-up.
-os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "")
-    + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-)
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
+if __name__ == "__main__":  # before jax is imported: XLA reads its flags once, at start-up
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "")
+        + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    )
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import argparse
 import json

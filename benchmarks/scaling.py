@@ -26,7 +26,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the shared harness beside us
 
-from async_vs_sync import machine_info, reference_overrides, reference_setting
+from async_vs_sync import reference_overrides, report_head
 
 from distrl_jax.actor.episode import RandomPolicy
 from distrl_jax.actor.rollout import BatchActFn, VectorRollout, policy_act
@@ -163,10 +163,7 @@ def main() -> None:
     print(
         json.dumps(
             {
-                "benchmark": "scaling",
-                "quick": args.quick,
-                "host": machine_info(),
-                "setting": reference_setting(args.time_scale),
+                **report_head("scaling", args),
                 "config": {
                     "policy": args.policy,
                     "window_s": window,

@@ -22,7 +22,6 @@ null and the success reached is reported.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import json
@@ -36,16 +35,10 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the shared harness beside us
 
-from async_vs_sync import (
-    RuntimeHarness,
-    compile_cache,
-    machine_info,
-    reference_overrides,
-    reference_setting,
-)
+import async_vs_sync as bench
 
 from distrl_jax.checkpoint.policy_loader import load_policy_state
-from distrl_jax.config import Config, apply_overrides, load_preset
+from distrl_jax.config import Config, apply_overrides
 from distrl_jax.runtime.training import evaluate_params, resolve_init
 
 ARMS = {"aride_async": ("aride", "async"), "digirl_sync": ("digirl", "sync")}
@@ -65,7 +58,7 @@ def run_arm(cfg: Config, budget_s: float, evals: int, target: float) -> dict[str
     with tempfile.TemporaryDirectory(prefix=f"bench-train-{cfg.learner.algo}-") as tmp:
         run_dir = pathlib.Path(tmp)
         cfg = dataclasses.replace(cfg, run_dir=tmp)
-        harness = RuntimeHarness(cfg, run_dir)
+        harness = bench.RuntimeHarness(cfg, run_dir)
         try:
             harness.start()
             t0 = time.monotonic()
@@ -103,20 +96,15 @@ def run_arm(cfg: Config, budget_s: float, evals: int, target: float) -> dict[str
 
 def main() -> None:
     """Run both arms and print one JSON line."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="tiny budget from scratch (same keys)")
+    ap = bench.reference_parser(__doc__, "tiny budget from scratch (same keys)")
     ap.add_argument("--budget", type=float, default=0.0, help="training seconds per arm")
     ap.add_argument("--target", type=float, default=0.45, help="held-out success to reach")
     ap.add_argument("--evals", type=int, default=0, help="checkpoints evaluated per arm")
-    ap.add_argument("--actors", type=int, default=4)
-    ap.add_argument("--devices-per-actor", type=int, default=8)
-    ap.add_argument("--time-scale", type=float, default=0.05)
     ap.add_argument("--runs", default="runs", help="where runs/warm-starts/ lives")
     args = ap.parse_args()
     budget = args.budget or (15.0 if args.quick else 200.0)
     evals = args.evals or (2 if args.quick else 8)
     overrides = [
-        *reference_overrides(args.time_scale, args.devices_per_actor, args.actors),
         "checkpoint.every_steps=100000",  # broadcasts commit the checkpoints we evaluate
         "checkpoint.keep=100000",
         "runtime.broadcast=path",
@@ -125,8 +113,8 @@ def main() -> None:
         "replay.samples_per_insert=1",
         f"eval.max_tasks={20 if args.quick else 0}",
     ]
-    cfg = apply_overrides(load_preset("smoke"), overrides)
-    with compile_cache(), contextlib.redirect_stdout(sys.stderr):
+    cfg = bench.reference_config(args, overrides)
+    with bench.compile_cache(), contextlib.redirect_stdout(sys.stderr):
         if not args.quick:  # the BC warm start, trained once (~6 min) and reused after
             cfg = apply_overrides(cfg, ["checkpoint.init_from=bc"])
             cfg = resolve_init(cfg, pathlib.Path(args.runs) / "bench-training-efficiency")
@@ -144,10 +132,7 @@ def main() -> None:
     print(
         json.dumps(
             {
-                "benchmark": "training_efficiency",
-                "quick": args.quick,
-                "host": machine_info(),
-                "setting": reference_setting(args.time_scale),
+                **bench.report_head("training_efficiency", args),
                 "config": {
                     "init": "scratch" if args.quick else "bc warm start",
                     "model": cfg.model.name,

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -23,9 +23,10 @@
 # `python -m distrl_jax.launch` run in `OUT_DIR/<variant>/seed-<s>`; finished runs are reused
 # when the notebook is run again.
 #
-# Set `DISTRL_NB_BUDGET=full` for the paper-sized budget (30 minutes a run from the
-# behaviour-cloning warm start, 3 seeds); the default `tiny` budget checks the pipeline in
-# minutes (CI) and its numbers mean nothing.
+# `DISTRL_NB_BUDGET` picks the size: `tiny` (the default) checks the pipeline in minutes (CI) and
+# its numbers mean nothing; `short` is 8 minutes a run from the behaviour-cloning warm start,
+# 2 seeds, about an hour on two CPU cores; `full` is the paper-sized budget, 30 minutes a run,
+# 3 seeds (about 10 hours on two cores).
 
 # %%
 import os
@@ -35,9 +36,8 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from distrl_jax.experiments import (
-    FULL_BUDGET,
-    TINY_BUDGET,
     ablation_variants,
+    budget,
     curves_table,
     group_by_variant,
     plot_curves,
@@ -47,9 +47,9 @@ from distrl_jax.experiments import (
 )
 
 # %% tags=["parameters"]
-BUDGET = os.environ.get("DISTRL_NB_BUDGET", "tiny")  # tiny | full
-SEEDS = [0] if BUDGET == "tiny" else [0, 1, 2]
-BASE_CONFIG = "smoke" if BUDGET == "tiny" else "simphone_general"
+BUDGET = os.environ.get("DISTRL_NB_BUDGET", "tiny")  # tiny | short | full
+SEEDS = list(budget(BUDGET).seeds)
+BASE_CONFIG = budget(BUDGET).base_config
 TASK_SUITE = "general"  # general | webshop
 PARALLEL = 2  # runs at a time (each is a learner plus its actor processes); None = cores / 2
 ROOT = next((p for p in [pathlib.Path.cwd(), *pathlib.Path.cwd().parents]
@@ -58,10 +58,8 @@ OUT_DIR = os.environ.get("DISTRL_NB_OUT") or str(ROOT / "runs" / f"ablations-{BU
 ONLY = os.environ.get("DISTRL_NB_VARIANTS", "")  # comma-separated variant names; '' = all
 
 # %%
-if BUDGET not in ("tiny", "full"):
-    raise ValueError(f"DISTRL_NB_BUDGET={BUDGET!r}: use tiny or full")
-budget = [*(TINY_BUDGET if BUDGET == "tiny" else FULL_BUDGET)]
-budget += [f"tasks.train={TASK_SUITE}", f"tasks.eval={TASK_SUITE}"]
+suite = [f"tasks.train={TASK_SUITE}", f"tasks.eval={TASK_SUITE}"]
+overrides = [*budget(BUDGET).overrides, *suite]
 variants = ablation_variants(BASE_CONFIG)
 if ONLY:  # e.g. CI's quick pass over a few variants
     variants = [v for v in variants if v.name in ONLY.split(",")]
@@ -72,7 +70,7 @@ for v in variants:
 # ## Run every variant x seed
 
 # %%
-results = run_variants(variants, SEEDS, BASE_CONFIG, budget, OUT_DIR, parallel=PARALLEL)
+results = run_variants(variants, SEEDS, BASE_CONFIG, overrides, OUT_DIR, parallel=PARALLEL)
 
 # %% [markdown]
 # ## Success rate against wall time and against device steps

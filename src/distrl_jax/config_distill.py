@@ -47,6 +47,13 @@ class DistillConfig:
         "already matches every next-token distribution on the paths the actors take",
     )
     temperature: float = field(1.0, "distillation temperature T (loss scaled by T²)")
+    init_from: str = field(
+        "bc",
+        "where a new student starts: bc = its own behaviour-cloning warm start, trained once on "
+        "the learner's warm-start demonstrations and reused (only with checkpoint.init_from=bc; "
+        "else from scratch) | a student checkpoint path | empty = from scratch (the actors then "
+        "act with an untrained student until the distillation catches up)",
+    )
 
     def validate(self) -> None:
         _check(

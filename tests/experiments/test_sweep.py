@@ -176,3 +176,25 @@ def test_variant_names_and_the_standard_list() -> None:
     assert variant_supported(DISTILLED_ACTOR) == has_actor_policy
     assert (DISTILLED_ACTOR in ablation_variants()) == has_actor_policy
     assert not variant_supported(Variant("bad", ("replay.sampling=sometimes",)))
+
+
+def test_budgets_are_named_valid_configs_for_every_variant() -> None:
+    """Each named budget resolves, with every ablation variant and seed, to a valid config of
+    its base preset; the short and full budgets start from the warm start and run for a time;
+    an unknown name lists the known ones."""
+    from distrl_jax.experiments.sweep import BUDGETS, SHORT_BUDGET, budget, resolve_config
+
+    assert list(BUDGETS) == ["tiny", "short", "full"]
+    assert budget("tiny").overrides == TINY_BUDGET and budget("short").overrides == SHORT_BUDGET
+    assert budget("full").overrides == FULL_BUDGET
+    for b in BUDGETS.values():
+        for v in ablation_variants(b.base_config):
+            for s in b.seeds:
+                cfg = resolve_config(b.base_config, [*b.overrides, *v.overrides, f"seed={s}"])
+                assert cfg.seed == s
+        if b.name != "tiny":
+            cfg = resolve_config(b.base_config, b.overrides)
+            assert cfg.checkpoint.init_from == "bc" and cfg.runtime.seconds > 0
+            assert cfg.learner.steps == 0 and len(b.seeds) >= 2
+    with pytest.raises(ValueError, match="'huge' is not one of tiny, short, full"):
+        budget("huge")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import pathlib
 import sys
 import types
 
@@ -135,3 +136,67 @@ def test_student_resumes_at_the_learners_version_or_says_which_step(tmp_path, ca
         assert len(stale) == (version < 4), messages
         if version < 4:
             assert str([s for s in (2, 4) if s > version]) in stale[0], stale
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_student_starts_from_its_own_warm_start_trained_on_the_learners_demos(tmp_path, capsys):
+    """``distill.init_from=bc`` with a learner starting from a behaviour-cloning warm start
+    (a checkpoint whose run folder holds ``demos.npz``): launch trains the student preset's own
+    warm start on those demonstrations once (reused after) and the student starts from it.
+    Without such demonstrations, or without distilled actors, the student starts from scratch."""
+    from flax import nnx
+
+    from distrl_jax.checkpoint.manager import Checkpointer
+    from distrl_jax.checkpoint.policy_loader import spec_meta
+    from distrl_jax.models import policy as P
+    from distrl_jax.pretrain import DemoStates
+    from distrl_jax.runtime.training import resolve_student_init
+
+    bc = tmp_path / "bc"  # a stand-in for the learner's warm start: step 0 and its demos
+    cfg = shrunk_config(tmp_path / "run")
+    with Checkpointer(bc / "checkpoints", keep=1, use_async=False) as ck:
+        params = nnx.state(P.init_model(cfg.model, 0))
+        ck.save(0, params, {"kind": "bc", "model": spec_meta(cfg.model)}, force=True)
+    trajs = [synthetic_trajectory(i) for i in range(4)]
+    DemoStates.from_trajectories(trajs, gamma=0.9).save(bc / "demos.npz")
+
+    overrides = (
+        "actor.policy=distilled",
+        f"checkpoint.init_from={bc / 'checkpoints' / '0'}",
+        f"checkpoint.warm_start_dir={tmp_path / 'warm-starts'}",
+        "pretrain.steps=3",
+        "pretrain.batch_size=8",
+        "eval.max_tasks=1",
+    )
+    cfg = shrunk_config(tmp_path / "run", *overrides)
+    assert cfg.distill.init_from == "bc"
+    resolved = resolve_student_init(cfg, tmp_path / "run")
+    student_ckpt = pathlib.Path(resolved.distill.init_from)
+    assert student_ckpt.parent.parent == tmp_path / "warm-starts"
+    assert student_ckpt.parent.name.startswith("bc-student-")
+    assert (student_ckpt / "0").is_dir()
+    assert "training one into" in capsys.readouterr().out
+    again = resolve_student_init(cfg, tmp_path / "run")
+    assert again.distill.init_from == resolved.distill.init_from
+    assert "(behaviour cloning, reused)" in capsys.readouterr().out
+
+    spec, saved, meta = load_policy_state(student_ckpt)
+    assert spec == preset("student") and meta["kind"] == "bc"
+    mesh = sharding.make_mesh(devices=jax.devices()[:1])
+    learner = types.SimpleNamespace(
+        mesh=mesh, state_shardings=types.SimpleNamespace(params=None), step_count=0
+    )
+    student = Student(resolved, tmp_path / "run", learner)
+    try:
+        assert student.start_kind == f"initialised from {student_ckpt} (bc)"
+        for a, b in zip(_leaves(saved), _leaves(student.params), strict=True):
+            np.testing.assert_array_equal(a, b)
+    finally:
+        student.close()
+
+    (bc / "demos.npz").unlink()  # a learner checkpoint that is not a warm start with demos
+    assert resolve_student_init(cfg, tmp_path / "run").distill.init_from == ""
+    assert "the student starts from scratch" in capsys.readouterr().out
+    learner_actors = shrunk_config(tmp_path / "run", *overrides, "actor.policy=learner")
+    assert resolve_student_init(learner_actors, tmp_path / "run").distill.init_from == ""

@@ -11,6 +11,8 @@ the limits must be refused before anything of that size is allocated.
 from __future__ import annotations
 
 import json
+import pathlib
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -26,7 +28,10 @@ from distrl_jax.transport.control import CONTROL_LIMITS
 from distrl_jax.transport.param_chunks import BROADCAST_LIMITS, ChunkAssembly, encode_inline
 from distrl_jax.transport.trajectory_channel import TrajectoryReceiver
 from distrl_jax.transport.wire import Message, Reason, RejectCounter, WireError
-from distrl_jax.types import Trajectory
+
+# The transport tests' trajectory builder lives beside them without a package; reuse, never copy.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "transport"))
+from sample_trajectories import build_trajectory
 
 KNOWN_REASONS = frozenset(v for k, v in vars(Reason).items() if k.isupper())
 HOSTILE_VALUES: list = [
@@ -40,33 +45,18 @@ HUGE_SHAPES: list = [
 DTYPES: list = ["float64", "object", ">i4", "<f4", "complex64", "U10", 7, None, "bfloat16"]
 
 
-def _trajectory(seed: int, length: int) -> Trajectory:
-    rng = np.random.default_rng(seed)
-    return Trajectory(
-        screens=rng.integers(0, 256, (length + 1, 4, 3, 3), dtype=np.uint8),
-        context=rng.integers(0, 500, (length + 1, 5), dtype=np.int32),
-        actions=rng.integers(0, 300, (length, 4), dtype=np.int32),
-        rewards=rng.random(length).astype(np.float32),
-        penalties=-rng.random(length).astype(np.float32),
-        dones=np.zeros(length, np.float32),
-        behaviour_logp=rng.normal(size=length).astype(np.float32),
-        task="Open the clock app",
-        success=bool(seed % 2),
-        policy_version=seed,
-        actor_id=seed + 1,
-        episode_id=seed,
-    )
-
-
 def _as_bytes(frames: list) -> list[bytes]:
     return [bytes(memoryview(f).cast("B")) if not isinstance(f, bytes) else f for f in frames]
 
 
 def _corpus() -> list[tuple[list[bytes], wire.WireLimits]]:
     """Valid encoded messages of every channel, with the limits their receiver applies."""
+    trajectories = [
+        build_trajectory(1 + s, seed=s, episode_id=s, screen_hw=(4, 3)) for s in range(3)
+    ]
     out = [
-        (_as_bytes(wire.encode_trajectory(_trajectory(s, 1 + s), sender="a", seq=s)), None)
-        for s in range(3)
+        (_as_bytes(wire.encode_trajectory(t, sender="a", seq=s)), None)
+        for s, t in enumerate(trajectories)
     ]
     params = {"w": np.arange(40, dtype=np.float32).reshape(5, 8), "b": np.ones(3, np.int32)}
     out += [(_as_bytes(m), BROADCAST_LIMITS) for m in encode_inline(3, 7, params, 64, "learner")]

@@ -15,7 +15,8 @@ import threading
 import jax
 import numpy as np
 import pytest
-from learner_script import live_threads, shrunk_config, synthetic_trajectory, wait_until
+from learner_script import live_threads, shrunk_config, wait_until
+from service_harness import SERVICE_THREADS, close_services, prefill, start_actor
 
 from distrl_jax.checkpoint.policy_loader import load_policy_state
 from distrl_jax.learner.student import STUDENT_DIR
@@ -23,10 +24,7 @@ from distrl_jax.metrics.writers import MetricsWriter
 from distrl_jax.models.spec import preset
 from distrl_jax.runtime.actor_service import ActorService
 from distrl_jax.runtime.learner_service import LearnerService
-from distrl_jax.transport.trajectory_channel import TrajectorySender
 
-# Threads the services start; none may outlive close().
-SERVICE_THREADS = {"ingest", "control-server", "param-latest", "param-subscriber", "heartbeat"}
 ACTOR = 3  # the prefill's synthetic trajectories say actor 0: the actor's own are told apart
 
 
@@ -58,27 +56,12 @@ def test_actor_acts_with_the_broadcast_student(tmp_path, broadcast):
     threads: list[threading.Thread] = []
     try:
         untrained = _leaves(service.learner.student.params)  # the student of version 0
-        # Replay is ready before the actor starts: the learner trains as soon as it runs.
-        with TrajectorySender(service.receiver.endpoint, "prefill") as sender:
-            for i in range(4):
-                sender.send(synthetic_trajectory(i))
-            sender.flush(timeout_s=5.0)
-            wait_until(lambda: service.inserted == 4, 30, "the prefill")  # before close()
+        prefill(service)  # replay is ready before the actor starts: the learner trains at once
 
         actor = ActorService(cfg, service.endpoint, actor_id=ACTOR)
         assert actor.policy_spec == student and actor.policy.spec == student
 
-        def act() -> None:
-            try:
-                out["episodes"] = actor.run()
-            except BaseException as e:  # surfaced by the assertions below
-                out["error"] = e
-
-        threads.append(threading.Thread(target=act, name="actor"))
-        threads[-1].start()
-        wait_until(lambda: actor.version_swaps >= 1 or "error" in out, 120, "version 0")
-        assert "error" not in out, out
-        assert actor.policy.version == 0
+        start_actor(actor, out, threads)
         if broadcast == "path":
             first = actor.subscriber.latest()
             assert pathlib.Path(first.path) == tmp_path / STUDENT_DIR / "0", first.path
@@ -114,11 +97,5 @@ def test_actor_acts_with_the_broadcast_student(tmp_path, broadcast):
         else:
             assert not announced.path and announced.params is not None
     finally:
-        if actor is not None:
-            actor.stop()
-            for t in threads:
-                t.join(timeout=30)
-            actor.close()
-        service.stop()
-        service.close()
+        close_services(service, actor, threads)
     assert live_threads(SERVICE_THREADS) == []

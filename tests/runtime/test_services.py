@@ -23,6 +23,7 @@ import pytest
 import zmq
 from flax import nnx
 from learner_script import live_threads, shrunk_config, synthetic_trajectory, wait_until
+from service_harness import SERVICE_THREADS, close_services, prefill, start_actor
 
 from distrl_jax.checkpoint.manager import Checkpointer
 from distrl_jax.checkpoint.policy_loader import load_policy_state
@@ -38,15 +39,6 @@ from distrl_jax.transport.control import ControlClient
 from distrl_jax.transport.param_broadcast import ParamSubscriber
 from distrl_jax.transport.trajectory_channel import TrajectorySender
 from distrl_jax.transport.wire import Message
-
-# Threads our services start; none may outlive close().
-SERVICE_THREADS = {
-    "ingest",
-    "control-server",
-    "param-latest",
-    "param-subscriber",
-    "heartbeat",
-}
 
 
 def assert_params_equal(a, b) -> None:
@@ -197,12 +189,7 @@ def test_actor_service_follows_a_running_learner(tmp_path):
     out: dict[str, object] = {}
     threads: list[threading.Thread] = []
     try:
-        # Ready replay ahead of the actor, so the learner can train as soon as it is started.
-        with TrajectorySender(service.receiver.endpoint, "prefill") as sender:
-            for i in range(4):
-                sender.send(synthetic_trajectory(i))
-            sender.flush(timeout_s=5.0)
-            wait_until(lambda: service.inserted == 4, 30, "the prefill")  # before close()
+        prefill(service)  # replay is ready ahead of the actor: the learner trains once started
 
         # Like a launched actor, it has no run folder: it loads only from the checkpoint roots
         # the learner names in its registration ack.
@@ -210,18 +197,7 @@ def test_actor_service_follows_a_running_learner(tmp_path):
         assert actor.control.registered
         assert [r.actor_id for r in service.control.actors()] == ["actor-0"]
 
-        def act() -> None:
-            try:
-                out["episodes"] = actor.run(max_episodes=6)
-            except BaseException as e:  # surfaced by the assertions below
-                out["error"] = e
-
-        threads.append(threading.Thread(target=act, name="actor"))
-        threads[-1].start()
-        wait_until(lambda: actor.version_swaps >= 1 or "error" in out, 120, "the first version")
-        assert "error" not in out, out
-        assert actor.policy.version == 0
-
+        start_actor(actor, out, threads, max_episodes=6)
         threads.append(threading.Thread(target=service.run, name="run"))
         threads[-1].start()
         threads[0].join(timeout=180)
@@ -236,13 +212,7 @@ def test_actor_service_follows_a_running_learner(tmp_path):
         assert not threads[1].is_alive()
         assert service.learner.version == 2
     finally:
-        if actor is not None:
-            actor.stop()
-            for t in threads:
-                t.join(timeout=30)
-            actor.close()
-        service.stop()
-        service.close()
+        close_services(service, actor, threads)
     assert live_threads(SERVICE_THREADS) == []
 
 

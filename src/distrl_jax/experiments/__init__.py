@@ -21,22 +21,29 @@ from distrl_jax.experiments.run_reader import (
 )
 from distrl_jax.experiments.sweep import (
     ABLATIONS,
+    BUDGETS,
     DISTILLED_ACTOR,
     FULL_BUDGET,
+    SHORT_BUDGET,
     TINY_BUDGET,
+    Budget,
     RunStatus,
     SweepError,
     Variant,
     ablation_variants,
+    budget,
     run_variants,
     variant_supported,
 )
 
 __all__ = [
     "ABLATIONS",
+    "BUDGETS",
     "DISTILLED_ACTOR",
     "FULL_BUDGET",
+    "SHORT_BUDGET",
     "TINY_BUDGET",
+    "Budget",
     "EvalPoint",
     "RunData",
     "RunReadError",
@@ -45,6 +52,7 @@ __all__ = [
     "TableRow",
     "Variant",
     "ablation_variants",
+    "budget",
     "curves_table",
     "group_by_variant",
     "plot_curves",

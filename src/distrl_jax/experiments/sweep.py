@@ -74,6 +74,15 @@ TINY_BUDGET: tuple[str, ...] = (
     "device.count=2",
     "runtime.num_actors=1",
 )
+# What a two-core CPU host fits in about an hour for 7 variants x 2 seeds (2 runs at a time):
+# 8 minutes of the smoke preset (1 actor of 4 simphones, batch 8) from the behaviour-cloning
+# warm start, evaluated on the 71 held-out tasks every 100 learner steps.
+SHORT_BUDGET: tuple[str, ...] = (
+    "checkpoint.init_from=bc",
+    "learner.steps=0",
+    "runtime.seconds=480",
+    "eval.every_steps=100",
+)
 # The paper-sized budget: 30 minutes of training from the behaviour-cloning warm start.
 FULL_BUDGET: tuple[str, ...] = (
     "checkpoint.init_from=bc",
@@ -81,6 +90,31 @@ FULL_BUDGET: tuple[str, ...] = (
     "runtime.seconds=1800",
     "eval.every_steps=150",
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """A named sweep size: the base config, the seeds and the overrides every run gets."""
+
+    name: str
+    base_config: str
+    seeds: tuple[int, ...]
+    overrides: tuple[str, ...]
+
+
+BUDGETS: dict[str, Budget] = {
+    "tiny": Budget("tiny", "smoke", (0,), TINY_BUDGET),  # checks the pipeline; numbers mean nothing
+    "short": Budget("short", "smoke", (0, 1), SHORT_BUDGET),  # about an hour on two cores
+    "full": Budget("full", "simphone_general", (0, 1, 2), FULL_BUDGET),  # about 10 h on two cores
+}
+
+
+def budget(name: str) -> Budget:
+    """The named :data:`BUDGETS` entry; an unknown name is a ValueError listing the known ones."""
+    try:
+        return BUDGETS[name]
+    except KeyError:
+        raise ValueError(f"budget {name!r} is not one of {', '.join(BUDGETS)}") from None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from distrl_jax.checkpoint.manager import Checkpointer, CheckpointError
-from distrl_jax.checkpoint.policy_loader import spec_meta
+from distrl_jax.checkpoint.policy_loader import load_policy_state, spec_meta
 from distrl_jax.config import Config
 from distrl_jax.learner.distill import DistillTrainer, states_from_batch
 from distrl_jax.learner.train_step import make_optimizer
@@ -80,6 +80,9 @@ class Student:
                     raise
                 steps = self.checkpoints.steps()  # unreadable: moved aside, fall back below
         if not steps:
+            init_from = self.cfg.distill.init_from
+            if init_from and init_from != "bc":  # launch resolves bc into a path
+                return self._init_from(init_from)
             if version:
                 log.warning(
                     "student and learner differ: the learner is at policy version %d but %s "
@@ -100,6 +103,13 @@ class Student:
             use,
         )
         return f"{self._restore_step(use)} (the learner is at {version})"
+
+    def _init_from(self, path: str) -> str:
+        """Start from a student checkpoint (e.g. its behaviour-cloning warm start)."""
+        _, params, meta = load_policy_state(path, self.spec)
+        placed = jax.device_put(params, self.trainer.state_shardings.params)
+        self.trainer.state = self.trainer.state._replace(params=placed)
+        return f"initialised from {path} ({meta.get('kind', '?')})"
 
     def _restore_step(self, step: int) -> str:
         state, _ = self.checkpoints.restore_train_state(self.trainer.abstract_state(), step=step)

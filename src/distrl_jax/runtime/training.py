@@ -193,9 +193,64 @@ def warm_start_path(cfg: Config, run_dir: pathlib.Path) -> pathlib.Path:
 
 
 def resolve_init(cfg: Config, run_dir: pathlib.Path) -> Config:
-    """Turn ``checkpoint.init_from=bc`` into a path, training the warm start first if needed."""
-    if cfg.checkpoint.init_from != "bc":
+    """Turn ``checkpoint.init_from=bc`` into a path, training the warm start first if needed;
+    with distilled actors also ``distill.init_from=bc`` (:func:`resolve_student_init`)."""
+    if cfg.checkpoint.init_from == "bc":
+        folder = _bc_warm_start(cfg, run_dir)
+        checkpoints = str(folder / "checkpoints")
+        cfg = dataclasses.replace(
+            cfg, checkpoint=dataclasses.replace(cfg.checkpoint, init_from=checkpoints)
+        )
+    return resolve_student_init(cfg, run_dir)
+
+
+def resolve_student_init(cfg: Config, run_dir: pathlib.Path) -> Config:
+    """``distill.init_from=bc``: the student's own behaviour-cloning warm start, trained once on
+    the demonstrations of the learner's warm start (the ``demos.npz`` in the run folder that
+    ``checkpoint.init_from`` points into) and reused. A learner that does not start from such a
+    warm start has a student from scratch (said once); so does a run without distilled actors."""
+    if cfg.distill.init_from != "bc":
         return cfg
+    scratch = dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, init_from=""))
+    if cfg.actor.policy != "distilled":
+        return scratch
+    demos = next(
+        (
+            folder / "demos.npz"
+            for folder in _parents(cfg.checkpoint.init_from)
+            if (folder / "demos.npz").is_file()
+        ),
+        None,
+    )
+    if demos is None:
+        print(
+            "the student starts from scratch: checkpoint.init_from is not a behaviour-cloning "
+            "warm start with its demos.npz (give distill.init_from a student checkpoint instead)"
+        )
+        return scratch
+    from distrl_jax.models.spec import preset
+
+    student_cfg = dataclasses.replace(
+        cfg,
+        model=preset(cfg.distill.student),
+        pretrain=dataclasses.replace(cfg.pretrain, demos=str(demos)),
+    )
+    folder = _bc_warm_start(student_cfg, run_dir, "the student's ")
+    return dataclasses.replace(
+        cfg, distill=dataclasses.replace(cfg.distill, init_from=str(folder / "checkpoints"))
+    )
+
+
+def _parents(init_from: str) -> list[pathlib.Path]:
+    """A checkpoint path's own folder and the two above it (run, checkpoints/, checkpoints/N)."""
+    if not init_from:
+        return []
+    path = pathlib.Path(init_from)
+    return [path, path.parent, path.parent.parent]
+
+
+def _bc_warm_start(cfg: Config, run_dir: pathlib.Path, whose: str = "") -> pathlib.Path:
+    """The folder of ``cfg``'s behaviour-cloning warm start, trained first if missing."""
     folder = warm_start_path(cfg, run_dir)
     folder.parent.mkdir(parents=True, exist_ok=True)
     # Runs started together (a sweep) train the warm start once: the others wait for it.
@@ -205,14 +260,12 @@ def resolve_init(cfg: Config, run_dir: pathlib.Path) -> Config:
             from distrl_jax import pretrain
             from distrl_jax.run_folder import create_run_folder
 
-            print(f"no behaviour-cloning warm start yet: training one into {folder} (once)")
+            print(f"no {whose}behaviour-cloning warm start yet: training one into {folder} (once)")
             bc_cfg = dataclasses.replace(cfg, run_dir=str(folder), name=f"{cfg.name}-bc")
             pretrain.run(bc_cfg, create_run_folder(bc_cfg))
         else:
-            print(f"warm start: {folder} (behaviour cloning, reused)")
-    return dataclasses.replace(
-        cfg, checkpoint=dataclasses.replace(cfg.checkpoint, init_from=str(folder / "checkpoints"))
-    )
+            print(f"{whose}warm start: {folder} (behaviour cloning, reused)")
+    return folder
 
 
 def warn_untypeable(cfg: Config) -> int:
@@ -242,6 +295,8 @@ def train(
     service = LearnerService(cfg, run_dir, writer)
     install_signal_handlers(service.learner)
     print(f"learner: {service.learner.start_kind}; control endpoint {service.endpoint}")
+    if service.learner.student is not None:
+        print(f"student (the actors' policy): {service.learner.student.start_kind}")
     warn_untypeable(cfg)
     before = evaluate_params(cfg, service.learner.params, service.learner.version, run_dir, "start")
     supervisor = None
