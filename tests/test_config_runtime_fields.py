@@ -9,7 +9,8 @@ import dataclasses
 import pytest
 
 from distrl_jax.config import Config, ConfigError, apply_overrides, from_dict, to_dict
-from distrl_jax.transport.control import ControlClient, ControlServer
+from distrl_jax.transport.control import ControlServer
+from distrl_jax.transport.control_client import ControlClient
 
 
 @pytest.mark.parametrize(

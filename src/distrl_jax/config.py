@@ -20,17 +20,15 @@ from typing import Any
 import yaml
 
 from distrl_jax.config_distill import ActorConfig, DistillConfig
+from distrl_jax.config_runtime import CheckpointConfig, MeshConfig, RuntimeConfig
 from distrl_jax.config_sections import (
     SAFE_NAME_HELP,
-    CheckpointConfig,
     ConfigError,
     DeviceConfig,
     EvalConfig,
     LearnerConfig,
-    MeshConfig,
     PretrainConfig,
     ReplayConfig,
-    RuntimeConfig,
     TaskConfig,
     _check,
     _sub,

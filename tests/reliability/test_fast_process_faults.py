@@ -26,7 +26,7 @@ import pytest
 import zmq
 from fault_scripts import ChildProcess, numpy_trajectory, rss_bytes
 
-from distrl_jax.config_sections import RuntimeConfig
+from distrl_jax.config_runtime import RuntimeConfig
 from distrl_jax.transport.trajectory_channel import TrajectoryReceiver, TrajectorySender
 from distrl_jax.transport.wire import MAGIC, SCHEMA_VERSION, encode_trajectory
 

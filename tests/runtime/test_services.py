@@ -35,7 +35,7 @@ from distrl_jax.models.spec import tiny
 from distrl_jax.runtime.actor_service import ActorService
 from distrl_jax.runtime.learner_service import LearnerService, flat_params, nested_params
 from distrl_jax.transport import wire
-from distrl_jax.transport.control import ControlClient
+from distrl_jax.transport.control_client import ControlClient
 from distrl_jax.transport.param_broadcast import ParamSubscriber
 from distrl_jax.transport.trajectory_channel import TrajectorySender
 from distrl_jax.transport.wire import Message

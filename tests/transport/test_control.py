@@ -10,11 +10,11 @@ import zmq
 
 from distrl_jax.transport.control import (
     MAX_STATS,
-    ControlClient,
     ControlServer,
     clean_stats,
     reachable_endpoint,
 )
+from distrl_jax.transport.control_client import ControlClient
 from distrl_jax.transport.trajectory_channel import TrajectoryReceiver, TrajectorySender
 
 pytestmark = pytest.mark.timeout(30)

@@ -16,7 +16,8 @@ import zmq.auth
 from zmq.auth.thread import AuthenticationThread
 
 from distrl_jax.transport import keys
-from distrl_jax.transport.control import ControlClient, ControlServer
+from distrl_jax.transport.control import ControlServer
+from distrl_jax.transport.control_client import ControlClient
 from distrl_jax.transport.param_broadcast import ParamPublisher, ParamSubscriber
 from distrl_jax.transport.security import (
     InsecureBindError,

@@ -2,9 +2,10 @@
 
 Screens come from ``screencap -p`` (decoded with PIL, resized to the model's resolution),
 actions go out as ``input tap|swipe|text|keyevent`` (:mod:`.adb_input` builds and escapes them),
-and the screen size comes from ``wm size``. After each action the device is polled until
-``stable_frames`` consecutive screenshots agree (or ``settle_timeout_s`` passes: a playing
-video never settles, and that is not an error).
+and the screen size comes from ``wm size``; :mod:`.adb_client` holds the wire plumbing and
+reads these answers. After each action the device is polled until ``stable_frames`` consecutive
+screenshots agree (or ``settle_timeout_s`` passes: a playing video never settles, and that is
+not an error).
 
 Every adb call runs under one deadline of ``timeout_s``: a connection never waits longer, in
 total, than what is left of it. A device that hangs, goes offline, drops a screenshot or answers
@@ -24,11 +25,8 @@ apps, and judging needs an evaluator that reads screenshots.
 
 from __future__ import annotations
 
-import io
 import json
 import math
-import re
-import socket
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -41,6 +39,14 @@ from PIL import Image
 from distrl_jax.core import Device, Evaluator, InfrastructureError, Verdict
 from distrl_jax.devices import adb_input
 from distrl_jax.devices.actions import Action
+from distrl_jax.devices.adb_client import (
+    DeadlineClient,
+    decode_png,
+    exec_out,
+    parse_wm_size,
+    split_exit_status,
+    with_exit_status,
+)
 from distrl_jax.devices.adb_server.sim_control import SIM_COMMAND, encode_task
 from distrl_jax.tasks.goals import Task
 
@@ -49,54 +55,6 @@ if TYPE_CHECKING:
     from distrl_jax.devices.task_env import TaskEnv
 
 T = TypeVar("T")
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_WM_SIZE = re.compile(r"(Override|Physical) size: (\d+)x(\d+)")
-# Appended to every shell line: `shell:` has no exit status, so the line prints its own (on a
-# line of its own: a trailing comment or newline in the command cannot swallow it).
-_STATUS_MARKER = b"__distrl_rc="
-_STATUS_SUFFIX = f"\necho {_STATUS_MARKER.decode()}$?"
-_STATUS_VALUE = re.compile(rb"(\d{1,3})\s*\Z")
-
-
-class _DeadlineConnection(adbutils.AdbConnection):
-    """An adbutils connection that never spawns a daemon and never reads past a deadline."""
-
-    def __init__(self, host: str, port: int, deadline: float):
-        self._deadline = deadline
-        super().__init__(host, port)
-
-    def _safe_connect(self) -> socket.socket:
-        return self._create_socket()  # no `adb start-server` fallback: fail instead
-
-    def _read_fully(self, n: int) -> bytes:
-        buf = b""
-        while len(buf) < n:
-            left = self._deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("adb call deadline passed")
-            self.conn.settimeout(left)
-            chunk = self.conn.recv(n - len(buf))
-            if not chunk:
-                break
-            buf += chunk
-        return buf
-
-
-class _DeadlineClient(adbutils.AdbClient):
-    """``adbutils.AdbClient`` whose connections share the deadline the device sets per call."""
-
-    def __init__(self, host: str, port: int):
-        super().__init__(host, port)
-        self.deadline = math.inf
-
-    def make_connection(self, timeout: float | None = None) -> adbutils.AdbConnection:
-        """A connection bounded by the current deadline (``timeout`` is ignored)."""
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise adbutils.AdbTimeout("adb call deadline passed before connecting")
-        conn = _DeadlineConnection(self.host, self.port, self.deadline)
-        conn.conn.settimeout(left)
-        return conn
 
 
 def resize_screen(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -108,20 +66,6 @@ def resize_screen(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     shrink = h <= img.shape[0] and w <= img.shape[1]
     method = Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR
     return np.asarray(Image.fromarray(img).resize((w, h), method), dtype=np.uint8)
-
-
-def decode_png(data: bytes) -> np.ndarray:
-    """A PNG screenshot as [H, W, 3] uint8; ValueError when it is not a whole PNG."""
-    if not data.startswith(PNG_SIGNATURE):
-        raise ValueError(f"screencap did not return a PNG (starts {data[:40]!r})")
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (OSError, SyntaxError) as err:  # PIL: truncated or corrupt image
-        raise ValueError(
-            f"screencap PNG of {len(data)} bytes is truncated or corrupt: {err}"
-        ) from err
 
 
 class AdbDevice(Device):
@@ -166,7 +110,7 @@ class AdbDevice(Device):
         self.name = f"adb:{serial}@{host}:{port}"
         self.screen_wh: tuple[int, int] | None = None  # the device's (width, height) in pixels
         self.last_latency_s = 0.0
-        self._client: _DeadlineClient | None = None
+        self._client: DeadlineClient | None = None
         self._device: adbutils.AdbDevice | None = None
         self._broken = ""
         self._episode = 0
@@ -207,7 +151,7 @@ class AdbDevice(Device):
     def screenshot(self) -> np.ndarray:
         """The current screen at ``size`` [H, W, 3] uint8 (``screencap -p`` over ``exec:``)."""
         self._ensure_connected()
-        data = self._call("screencap", lambda d: self._exec(d, "screencap -p"))
+        data = self._call("screencap", lambda d: exec_out(d, "screencap -p"))
         try:
             img = decode_png(data)
         except ValueError as err:
@@ -268,29 +212,17 @@ class AdbDevice(Device):
         raw = self._call(
             command.split(" ", 1)[0],
             lambda d: d.shell(
-                f"{command}{_STATUS_SUFFIX}", timeout=self.timeout_s, encoding=None, rstrip=False
+                with_exit_status(command), timeout=self.timeout_s, encoding=None, rstrip=False
             ),
         )
-        at = raw.rfind(_STATUS_MARKER)
-        found = _STATUS_VALUE.match(raw, at + len(_STATUS_MARKER)) if at >= 0 else None
-        if found is None:
+        parsed = split_exit_status(raw)
+        if parsed is None:
             tail = raw[-200:].decode("utf-8", errors="replace")
             self._fail(
                 command.split(" ", 1)[0],
                 ValueError(f"the shell's answer has no exit status (it ends {tail!r})"),
             )
-        return int(found.group(1)), raw[:at].decode("utf-8", errors="replace")
-
-    @staticmethod
-    def _exec(device: adbutils.AdbDevice, command: str) -> bytes:
-        """``exec:`` (binary-clean: no shell, no pty newline translation) as ``adb exec-out``."""
-        conn = device.open_transport()
-        try:
-            conn.send_command("exec:" + command)
-            conn.check_okay()
-            return conn.read_until_close(encoding=None)
-        finally:
-            conn.close()
+        return parsed
 
     def _call(self, what: str, fn: Callable[[adbutils.AdbDevice], T]) -> T:
         if self._broken:
@@ -328,7 +260,7 @@ class AdbDevice(Device):
             self._connect()
 
     def _connect(self) -> None:
-        client = _DeadlineClient(self.host, self.port)
+        client = DeadlineClient(self.host, self.port)
         self._client = client
         self._device = adbutils.AdbDevice(client, serial=self.serial)
         infos = self._call("host:devices", lambda d: client.list())
@@ -341,9 +273,8 @@ class AdbDevice(Device):
                 f"{self.name}: serial is {state}; the adb server lists: {seen}", device=self.name
             )
         out = self.shell("wm size")
-        found = {m.group(1): (int(m.group(2)), int(m.group(3))) for m in _WM_SIZE.finditer(out)}
-        wh = found.get("Override") or found.get("Physical")
-        if wh is None or min(wh) < 1:
+        wh = parse_wm_size(out)
+        if wh is None:
             self._fail("wm size", ValueError(f"unexpected answer {out.strip()[:200]!r}"))
         self.screen_wh = wh
         if self.sim_control:

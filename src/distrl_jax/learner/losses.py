@@ -1,8 +1,7 @@
 """A-RIDE's learner losses (DistRL, arXiv 2410.14803; DESIGN §5) on one padded trajectory.
 
-In the style of DeepMind's rlax: pure functions of the arrays of ONE trajectory, with explicit
-keyword hyperparameters; ``batched_aride_loss`` maps ``aride_loss`` over the batch with
-``jax.vmap``. Everything is jittable and differentiable.
+In the style of DeepMind's rlax: pure, jittable, differentiable functions of the arrays of ONE
+trajectory, with explicit keyword hyperparameters; ``batched_aride_loss`` vmaps ``aride_loss``.
 
 Shapes, for a trajectory of T real steps padded to the horizon H (1 <= T <= H):
 
@@ -127,10 +126,8 @@ def discounted_sums(xs: Array, links: Array, mask: Array) -> Array:
 
 
 def td_errors(values: Array, rewards: Array, dones: Array, mask: Array, *, gamma: float) -> Array:
-    """δ_t = r_t + γ·V(s_{t+1})·(1 − done_t) − V(s_t) on real steps, 0 on padding.
-
-    ``values [H+1]`` are the step values V(s_0..s_H) (probabilities, not logits).
-    """
+    """δ_t = r_t + γ·V(s_{t+1})·(1 − done_t) − V(s_t) on real steps, 0 on padding, from the step
+    values ``values [H+1]`` = V(s_0..s_H) (probabilities, not logits)."""
     chex.assert_rank(values, 1)
     chex.assert_equal_shape([values[:-1], rewards, dones, mask])
     delta = rewards + gamma * (1.0 - dones) * values[1:] - values[:-1]
@@ -211,10 +208,8 @@ def advantages(
 
 
 def step_critic_loss(value_logits: Array, targets: Array, mask: Array) -> Array:
-    """Masked mean of BCE(V_φ(s_t), clip(v_t, 0, 1)) over the real steps, from logits.
-
-    The gradient flows into ``value_logits[:T]``; the targets are constants.
-    """
+    """Masked mean of BCE(V_φ(s_t), clip(v_t, 0, 1)) over the real steps, from logits; the
+    gradient flows into ``value_logits[:T]``, the targets are constants."""
     labels = jnp.clip(jax.lax.stop_gradient(targets), 0.0, 1.0)
     bce = optax.sigmoid_binary_cross_entropy(value_logits[:-1], labels)
     return masked_mean(bce, mask)
@@ -286,10 +281,9 @@ def aride_loss(
     targets and the policy gradient (the replay priority still sees the real ratios, which
     measure staleness). ``value_target="none"`` and ``entropy_coef=0`` are the other ablations.
     ``policy_clip=ε > 0`` replaces the ρ̄-clipped policy gradient with PPO's clipped surrogate
-    (:func:`clipped_surrogate_loss`; with off-policy correction on).
-    ``positive_advantages=True`` lets only steps with A_t > 0 move the policy, max(A_t, 0) as in
-    self-imitation learning (Oh et al. 2018, arXiv 1806.05635); the critics still learn from
-    every step.
+    (:func:`clipped_surrogate_loss`; with off-policy correction on). ``positive_advantages=True``
+    lets only steps with A_t > 0 move the policy, max(A_t, 0) as in self-imitation learning
+    (Oh et al. 2018, arXiv 1806.05635); the critics still learn from every step.
     """
     steps = (target_logp, entropy, rewards, penalties, dones, mask, behaviour_logp)
     check_trajectory_shapes(

@@ -28,7 +28,7 @@ from distrl_jax.models.tokenizer import ContextEncoder
 from distrl_jax.tasks.augment import augment
 from distrl_jax.tasks.goals import Task
 from distrl_jax.tasks.suites import load_tasks
-from distrl_jax.transport.control import ControlClient
+from distrl_jax.transport.control_client import ControlClient
 from distrl_jax.transport.param_broadcast import ParamSubscriber, ParamsVersion
 from distrl_jax.transport.security import SocketSecurity
 from distrl_jax.transport.trajectory_channel import TrajectorySender
