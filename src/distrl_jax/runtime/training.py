@@ -230,10 +230,16 @@ def resolve_student_init(cfg: Config, run_dir: pathlib.Path) -> Config:
         return scratch
     from distrl_jax.models.spec import preset
 
+    demos = demos.resolve()  # one key for the same file however it was named
     student_cfg = dataclasses.replace(
         cfg,
         model=preset(cfg.distill.student),
         pretrain=dataclasses.replace(cfg.pretrain, demos=str(demos)),
+        # Beside the learner's warm start, wherever the run folder is.
+        checkpoint=dataclasses.replace(
+            cfg.checkpoint,
+            warm_start_dir=cfg.checkpoint.warm_start_dir or str(demos.parent.parent),
+        ),
     )
     folder = _bc_warm_start(student_cfg, run_dir, "the student's ")
     return dataclasses.replace(
