@@ -216,12 +216,13 @@ def sample_actions(
             model.embed_tokens(prev), pos, cache, cross_kv, mem_mask, source
         )
         allowed = codec.grammar_allowed(grammar, pos, length, spec.location_bins)
-        logp_pi = jax.nn.log_softmax(jnp.where(allowed, logits, NEG), axis=-1)
-        logp_mu = jax.nn.log_softmax(jnp.where(allowed, logits / temperature, NEG), axis=-1)
-        sampled = jax.random.categorical(jax.random.fold_in(rng, pos), logp_mu, axis=-1)
-        token = jnp.where(greedy, jnp.argmax(logp_pi, axis=-1), sampled).astype(jnp.int32)
-        chosen = jnp.where(greedy, logp_pi, logp_mu)
-        step_logp = jnp.take_along_axis(chosen, token[:, None], axis=-1)[:, 0]
+        # One log-softmax per token: at temperature 1 when greedy (log π), else log μ. At batch
+        # 1 the loop's cost is per-op overhead, and this was a second pass over the vocabulary.
+        scale = jnp.where(greedy, jnp.float32(1.0), temperature)
+        logp_step = jax.nn.log_softmax(jnp.where(allowed, logits / scale, NEG), axis=-1)
+        sampled = jax.random.categorical(jax.random.fold_in(rng, pos), logp_step, axis=-1)
+        token = jnp.where(greedy, jnp.argmax(logp_step, axis=-1), sampled).astype(jnp.int32)
+        step_logp = jnp.take_along_axis(logp_step, token[:, None], axis=-1)[:, 0]
         tokens = jax.lax.dynamic_update_slice_in_dim(tokens, token[:, None], pos, 1)
         return pos + 1, token, tokens, logp + step_logp, codec.grammar_step(grammar, token), cache
 
