@@ -25,7 +25,7 @@ run: $(STAMP)  ## the main job on simphone (see README)
 	$(BIN)/python -m distrl_jax.launch --accel=cpu --config=smoke $(ARGS)
 
 test: $(STAMP)  ## the test suite, slow end-to-end tests included (about 15 minutes on 2 cores)
-	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -m "not extended" $(ARGS)
+	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -m "not extended" --durations=15 $(ARGS)
 
 test-all: $(STAMP)  ## everything, with the extended checks (benchmark smoke runs, repeated kills, the full flood, quantized export)
 	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q $(ARGS)

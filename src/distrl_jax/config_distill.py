@@ -35,7 +35,11 @@ class DistillConfig:
     """The student policy distilled from the learner (used when actor.policy=distilled)."""
 
     student: str = field("student", "model preset of the student (smaller than model)")
-    lr: float = field(1e-3, "student Adam learning rate")
+    lr: float = field(
+        1e-4,
+        "student Adam learning rate (1e-3 took a student from its BC warm start to 4 nats of "
+        "entropy within 16 steps, and the actors' success from 50% to 5%)",
+    )
     grad_clip: float = field(1.0, "student global gradient-norm clip")
     batch_states: int = field(64, "replayed states per distillation step (divisible by mesh.data)")
     action_source: str = field(

@@ -241,7 +241,7 @@ def resolve_student_init(cfg: Config, run_dir: pathlib.Path) -> Config:
             warm_start_dir=cfg.checkpoint.warm_start_dir or str(demos.parent.parent),
         ),
     )
-    folder = _bc_warm_start(student_cfg, run_dir, "the student's ")
+    folder = _bc_warm_start(student_cfg, run_dir, " for the student")
     return dataclasses.replace(
         cfg, distill=dataclasses.replace(cfg.distill, init_from=str(folder / "checkpoints"))
     )
@@ -255,7 +255,7 @@ def _parents(init_from: str) -> list[pathlib.Path]:
     return [path, path.parent, path.parent.parent]
 
 
-def _bc_warm_start(cfg: Config, run_dir: pathlib.Path, whose: str = "") -> pathlib.Path:
+def _bc_warm_start(cfg: Config, run_dir: pathlib.Path, whom: str = "") -> pathlib.Path:
     """The folder of ``cfg``'s behaviour-cloning warm start, trained first if missing."""
     folder = warm_start_path(cfg, run_dir)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -266,11 +266,11 @@ def _bc_warm_start(cfg: Config, run_dir: pathlib.Path, whose: str = "") -> pathl
             from distrl_jax import pretrain
             from distrl_jax.run_folder import create_run_folder
 
-            print(f"no {whose}behaviour-cloning warm start yet: training one into {folder} (once)")
+            print(f"no behaviour-cloning warm start{whom} yet: training one into {folder} (once)")
             bc_cfg = dataclasses.replace(cfg, run_dir=str(folder), name=f"{cfg.name}-bc")
             pretrain.run(bc_cfg, create_run_folder(bc_cfg))
         else:
-            print(f"{whose}warm start: {folder} (behaviour cloning, reused)")
+            print(f"warm start{whom}: {folder} (behaviour cloning, reused)")
     return folder
 
 
