@@ -37,8 +37,10 @@ from distrl_jax.launch import parse_args
 
 pytestmark = pytest.mark.timeout(60)
 
-# A high, pid-dependent range keeps concurrent test runs on this host apart.
-BASE = 40000 + (os.getpid() % 1000) * 16
+# A pid-dependent range keeps concurrent test runs on this host apart. It lies below the OS's
+# ephemeral range (32768-60999 here): ports there go to other tests' outgoing sockets at random,
+# and one in this block once made a pair look taken.
+BASE = 20000 + (os.getpid() % 500) * 16
 
 
 # ------------------------------------------------------------------ ports

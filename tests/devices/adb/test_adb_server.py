@@ -4,6 +4,7 @@ faults; concurrency; the CLI."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import io
 import os
 import re
@@ -331,6 +332,8 @@ def test_stop_releases_hung_connections():
     start = time.monotonic()
     s.stop()
     sock.settimeout(5)
-    assert _read_all(sock) == b""  # closed unanswered, promptly
+    # Closed unanswered, promptly; with the request still unread, the close arrives as a reset.
+    with contextlib.suppress(ConnectionResetError):
+        assert _read_all(sock) == b""
     assert time.monotonic() - start < 2
     sock.close()
