@@ -25,7 +25,7 @@
 #
 # `DISTRL_NB_BUDGET` picks the size: `tiny` (the default) checks the pipeline in minutes (CI) and
 # its numbers mean nothing; `short` is 8 minutes a run from the behaviour-cloning warm start,
-# 2 seeds, about an hour on two CPU cores; `full` is the paper-sized budget, 30 minutes a run,
+# 2 seeds, about 80 minutes on two CPU cores; `full` is the paper-sized budget, 30 minutes a run,
 # 3 seeds (about 10 hours on two cores).
 
 # %%

@@ -54,9 +54,10 @@ class DistillConfig:
     init_from: str = field(
         "bc",
         "where a new student starts: bc = its own behaviour-cloning warm start, trained once on "
-        "the learner's warm-start demonstrations and reused (only with checkpoint.init_from=bc; "
-        "else from scratch) | a student checkpoint path | empty = from scratch (the actors then "
-        "act with an untrained student until the distillation catches up)",
+        "the learner's warm-start demonstrations and reused (when checkpoint.init_from is such a "
+        "warm start: bc, or a path into one with its demos.npz; else from scratch) | a student "
+        "checkpoint path | empty = from scratch (the actors then act with an untrained student "
+        "until the distillation catches up)",
     )
 
     def validate(self) -> None:

@@ -74,7 +74,7 @@ TINY_BUDGET: tuple[str, ...] = (
     "device.count=2",
     "runtime.num_actors=1",
 )
-# What a two-core CPU host fits in about an hour for 7 variants x 2 seeds (2 runs at a time):
+# What a two-core CPU host fits in about 80 minutes for 7 variants x 2 seeds (2 runs at a time):
 # 8 minutes of the smoke preset (1 actor of 4 simphones, batch 8) from the behaviour-cloning
 # warm start, evaluated on the 71 held-out tasks every 100 learner steps.
 SHORT_BUDGET: tuple[str, ...] = (
@@ -104,7 +104,7 @@ class Budget:
 
 BUDGETS: dict[str, Budget] = {
     "tiny": Budget("tiny", "smoke", (0,), TINY_BUDGET),  # checks the pipeline; numbers mean nothing
-    "short": Budget("short", "smoke", (0, 1), SHORT_BUDGET),  # about an hour on two cores
+    "short": Budget("short", "smoke", (0, 1), SHORT_BUDGET),  # about 80 min on two cores
     "full": Budget("full", "simphone_general", (0, 1, 2), FULL_BUDGET),  # about 10 h on two cores
 }
 
