@@ -162,9 +162,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         run_baselines(cfg, run_dir)
         return 0
+    from distrl_jax.checkpoint.manager import CheckpointError
     from distrl_jax.runtime.training import train
 
-    return train(cfg, run_dir, spawn_actors=ns.role == "all", child_argv=child_argv)
+    try:
+        return train(cfg, run_dir, spawn_actors=ns.role == "all", child_argv=child_argv)
+    except (ConfigError, CheckpointError) as e:  # e.g. a checkpoint.init_from that is not one
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -200,3 +200,18 @@ def test_student_starts_from_its_own_warm_start_trained_on_the_learners_demos(tm
     assert "the student starts from scratch" in capsys.readouterr().out
     learner_actors = shrunk_config(tmp_path / "run", *overrides, "actor.policy=learner")
     assert resolve_student_init(learner_actors, tmp_path / "run").distill.init_from == ""
+
+
+@pytest.mark.timeout(120)
+def test_a_missing_student_checkpoint_is_a_config_error_naming_the_field(tmp_path):
+    """``distill.init_from`` pointing nowhere fails before anything trains, naming the field."""
+    from distrl_jax.config import ConfigError
+
+    missing = tmp_path / "nowhere" / "checkpoints"
+    cfg = shrunk_config(tmp_path, "actor.policy=distilled", f"distill.init_from={missing}")
+    mesh = sharding.make_mesh(devices=jax.devices()[:1])
+    learner = types.SimpleNamespace(
+        mesh=mesh, state_shardings=types.SimpleNamespace(params=None), step_count=0
+    )
+    with pytest.raises(ConfigError, match=r"distill\.init_from=.*nowhere.* does not exist"):
+        Student(cfg, tmp_path, learner)

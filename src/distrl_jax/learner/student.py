@@ -20,7 +20,7 @@ import numpy as np
 
 from distrl_jax.checkpoint.manager import Checkpointer, CheckpointError
 from distrl_jax.checkpoint.policy_loader import load_policy_state, spec_meta
-from distrl_jax.config import Config
+from distrl_jax.config import Config, ConfigError
 from distrl_jax.learner.distill import DistillTrainer, states_from_batch
 from distrl_jax.learner.train_step import make_optimizer
 from distrl_jax.models.spec import preset
@@ -106,7 +106,13 @@ class Student:
 
     def _init_from(self, path: str) -> str:
         """Start from a student checkpoint (e.g. its behaviour-cloning warm start)."""
-        _, params, meta = load_policy_state(path, self.spec)
+        try:
+            _, params, meta = load_policy_state(path, self.spec)
+        except CheckpointError as e:
+            raise ConfigError(
+                f"distill.init_from={path!r}: {e}; give a checkpoint of the "
+                f"{self.cfg.distill.student!r} student, bc, or empty (from scratch)"
+            ) from None
         placed = jax.device_put(params, self.trainer.state_shardings.params)
         self.trainer.state = self.trainer.state._replace(params=placed)
         return f"initialised from {path} ({meta.get('kind', '?')})"
